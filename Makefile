@@ -1,0 +1,56 @@
+# Two commands do everything: `make local` and `make test`. Each bootstraps .venv.
+SHELL := /bin/bash
+# The Lambda runtime is python3.12; use it when pyenv has it, else the default python3.
+PYTHON ?= $(or $(lastword $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12)),$(shell command -v python3))
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# aws-sam-cli pins boto3 and click exactly, so it lives in a venv of its own.
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+SAM_STAMP := $(SAM_VENV)/.installed
+export AWS_ACCESS_KEY_ID ?= testing
+export AWS_SECRET_ACCESS_KEY ?= testing
+export AWS_DEFAULT_REGION ?= us-east-1
+export AWS_REGION ?= us-east-1
+
+.PHONY: local test lint typecheck cfn unit e2e bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+$(SAM_STAMP):
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install -q aws-sam-cli
+	touch $@
+
+local: $(STAMP)
+	$(PY) -m local.runtime
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+	# Every function is an `app` module: check each directory on its own.
+	for d in functions/*/; do $(VENV)/bin/mypy --strict --explicit-package-bases "$$d"app.py || exit 1; done
+
+cfn: $(STAMP) $(SAM_STAMP)
+	$(VENV)/bin/cfn-lint template.yaml
+	$(SAM) validate --lint --template template.yaml --region us-east-1
+
+unit: $(STAMP)
+	$(VENV)/bin/pytest -q
+
+test: lint typecheck cfn unit
+
+bench: $(STAMP)
+	$(PY) -m benchmarks.save_latency
+	$(PY) -m benchmarks.cold_start
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Media: the MIME table, fetching behind the network guard, and adaptation."""

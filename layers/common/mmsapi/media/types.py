@@ -1,0 +1,109 @@
+"""The MIME table and the per-kind facts (API-NOTES §4): one source of truth."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+
+class MediaKind(StrEnum):
+    IMAGE = "image"
+    AUDIO = "audio"
+    VIDEO = "video"
+    TEXT = "text"
+    VCARD = "vcard"
+    ICAL = "ical"
+    PDF = "pdf"
+    PASSBOOK = "passbook"
+
+
+# Kinds that are objects (never transcoded, one per slide, never with media).
+OBJECT_KINDS: Final = frozenset({MediaKind.VCARD, MediaKind.ICAL, MediaKind.PDF, MediaKind.PASSBOOK})
+# Kinds encoded asynchronously by the encoding pipeline.
+TIMED_KINDS: Final = frozenset({MediaKind.AUDIO, MediaKind.VIDEO})
+
+
+@dataclass(frozen=True)
+class KindFacts:
+    too_big: str  # error code when the file exceeds the account's cap
+    not_copied: str  # error code when the fetch fails
+    label: str  # how the kind is named in texts
+
+
+KIND_FACTS: Final[dict[MediaKind, KindFacts]] = {
+    MediaKind.IMAGE: KindFacts("E331", "E351", "Image"),
+    MediaKind.AUDIO: KindFacts("E332", "E352", "Audio"),
+    MediaKind.VIDEO: KindFacts("E333", "E353", "Video"),
+    MediaKind.TEXT: KindFacts("E334", "E354", "Text"),
+    MediaKind.VCARD: KindFacts("E335", "E355", "vCard"),
+    MediaKind.ICAL: KindFacts("E336", "E356", "iCal"),
+    MediaKind.PDF: KindFacts("E337", "E357", "PDF"),
+    MediaKind.PASSBOOK: KindFacts("E338", "E358", "Passbook"),
+}
+
+# Extension -> (kind, canonical MIME type). The first MIME of each kind's
+# extensions below is the one stored and sent.
+EXTENSIONS: Final[dict[str, tuple[MediaKind, str]]] = {
+    "jpg": (MediaKind.IMAGE, "image/jpeg"),
+    "jpeg": (MediaKind.IMAGE, "image/jpeg"),
+    "png": (MediaKind.IMAGE, "image/png"),
+    "gif": (MediaKind.IMAGE, "image/gif"),
+    "webp": (MediaKind.IMAGE, "image/webp"),
+    "mp3": (MediaKind.AUDIO, "audio/mpeg"),
+    "wav": (MediaKind.AUDIO, "audio/wav"),
+    "amr": (MediaKind.AUDIO, "audio/amr"),
+    "mp4": (MediaKind.VIDEO, "video/mp4"),
+    "mpg": (MediaKind.VIDEO, "video/mpeg"),
+    "mpeg": (MediaKind.VIDEO, "video/mpeg"),
+    "avi": (MediaKind.VIDEO, "video/x-msvideo"),
+    "wmv": (MediaKind.VIDEO, "video/x-ms-wmv"),
+    "mov": (MediaKind.VIDEO, "video/quicktime"),
+    "3gp": (MediaKind.VIDEO, "video/3gpp"),
+    "vcf": (MediaKind.VCARD, "text/vcard"),
+    "vcard": (MediaKind.VCARD, "text/vcard"),
+    "ics": (MediaKind.ICAL, "text/calendar"),
+    "ical": (MediaKind.ICAL, "text/calendar"),
+    "ifb": (MediaKind.ICAL, "text/calendar"),
+    "icalendar": (MediaKind.ICAL, "text/calendar"),
+    "pdf": (MediaKind.PDF, "application/pdf"),
+    "pkpass": (MediaKind.PASSBOOK, "application/vnd.apple.pkpass"),
+    "txt": (MediaKind.TEXT, "text/plain"),
+}
+
+# MIME type (lower case, no parameters) -> (kind, canonical MIME type).
+MIME_TYPES: Final[dict[str, tuple[MediaKind, str]]] = {
+    "image/jpg": (MediaKind.IMAGE, "image/jpeg"),
+    "image/jpeg": (MediaKind.IMAGE, "image/jpeg"),
+    "image/pjpeg": (MediaKind.IMAGE, "image/jpeg"),
+    "image/png": (MediaKind.IMAGE, "image/png"),
+    "image/gif": (MediaKind.IMAGE, "image/gif"),
+    "image/webp": (MediaKind.IMAGE, "image/webp"),
+    "audio/mp3": (MediaKind.AUDIO, "audio/mpeg"),
+    "audio/mpeg": (MediaKind.AUDIO, "audio/mpeg"),
+    "audio/x-wave": (MediaKind.AUDIO, "audio/wav"),
+    "audio/x-wav": (MediaKind.AUDIO, "audio/wav"),
+    "audio/wav": (MediaKind.AUDIO, "audio/wav"),
+    "audio/amr": (MediaKind.AUDIO, "audio/amr"),
+    "video/mp4": (MediaKind.VIDEO, "video/mp4"),
+    "video/mpeg": (MediaKind.VIDEO, "video/mpeg"),
+    "video/x-msvideo": (MediaKind.VIDEO, "video/x-msvideo"),
+    "video/x-ms-wmv": (MediaKind.VIDEO, "video/x-ms-wmv"),
+    "video/quicktime": (MediaKind.VIDEO, "video/quicktime"),
+    "video/3gpp": (MediaKind.VIDEO, "video/3gpp"),
+    "text/vcard": (MediaKind.VCARD, "text/vcard"),
+    "text/v-card": (MediaKind.VCARD, "text/vcard"),
+    "text/x-vcard": (MediaKind.VCARD, "text/vcard"),
+    "text/calendar": (MediaKind.ICAL, "text/calendar"),
+    "application/pdf": (MediaKind.PDF, "application/pdf"),
+    "application/x-pdf": (MediaKind.PDF, "application/pdf"),
+    "application/vnd.apple.pkpass": (MediaKind.PASSBOOK, "application/vnd.apple.pkpass"),
+    "text/plain": (MediaKind.TEXT, "text/plain"),
+}
+
+OCTET_STREAM: Final = "application/octet-stream"
+
+# Canonical MIME type -> the extension used for stored files.
+STORED_EXTENSION: Final[dict[str, str]] = {
+    mime: ext for ext, (_, mime) in reversed(list(EXTENSIONS.items()))
+}

@@ -1,0 +1,170 @@
+"""Pydantic models that services take and return, and that stores persist."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mmsapi.media.types import MediaKind
+
+ALL_ACTIONS: tuple[str, ...] = (
+    "saveMMS",
+    "sendSavedMMS",
+    "sendMMS",
+    "deleteMMSID",
+    "getMMSTemplates",
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Dialect(StrEnum):
+    CURRENT = "current"  # <request><api-key>… answered in lowercase-hyphen
+    LEGACY = "legacy"  # <REQUEST><API_KEY>… answered in uppercase
+
+
+class Shortcode(BaseModel):
+    code: str
+    country: str = "US"  # ISO 3166 alpha-2 of the recipients this shortcode serves
+    default: bool = False  # the default shortcode for its country
+
+
+def _mib(n: float) -> int:
+    return int(n * 1024 * 1024)
+
+
+class Limits(BaseModel):
+    """Per-account limits. Defaults accept what phones and marketing tools produce
+    today (multi-MB photos, short HD video): such media is adapted down, not refused."""
+
+    max_slides: int = 8
+    max_text_chars: int = 5000
+    max_subject_chars: int = 80
+    max_bytes: dict[MediaKind, int] = Field(
+        default_factory=lambda: {
+            MediaKind.IMAGE: _mib(25),
+            MediaKind.AUDIO: _mib(40),
+            MediaKind.VIDEO: _mib(200),
+            MediaKind.TEXT: 64 * 1024,
+            MediaKind.VCARD: _mib(1),
+            MediaKind.ICAL: _mib(1),
+            MediaKind.PDF: _mib(10),
+            MediaKind.PASSBOOK: _mib(10),
+        }
+    )
+    # Stored image renditions are fitted into this many bytes at save time.
+    image_budget_bytes: int = 600 * 1024
+    image_max_dimension: int = 1600
+
+    def cap(self, kind: MediaKind) -> int:
+        return self.max_bytes.get(kind, _mib(10))
+
+
+class Account(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    account_id: str
+    name: str
+    key_hash: str  # sha256 hex of the API key; the key itself is never stored
+    enabled: bool = True
+    shortcodes: list[Shortcode] = Field(default_factory=list)
+    default_service_id: str = ""
+    postback_url: str = ""
+    postback_dialect: Dialect = Dialect.CURRENT
+    postback_secret: str = ""  # HMAC-SHA256 key for the X-MMS-Signature header
+    allowed_actions: list[str] = Field(default_factory=lambda: list(ALL_ACTIONS))
+    ip_allowlist: list[str] = Field(default_factory=list)  # CIDRs; empty = any address
+    limits: Limits = Field(default_factory=Limits)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class TemplateStatus(StrEnum):
+    ENCODING = "encoding"  # audio/video being encoded: locked (E626)
+    READY = "ready"
+    FAILED = "failed"  # encoding failed: unusable
+    DELETING = "deleting"  # being removed: invisible
+
+
+class StoredMedia(BaseModel):
+    """One media file of a slide as kept in S3."""
+
+    kind: MediaKind
+    source_url: str  # the URL as given (query string already stripped)
+    content_type: str  # canonical MIME type of the original
+    original_key: str
+    original_bytes: int
+    # Rendition used for sending (images adapted at save time; encoded media later).
+    rendition_key: str | None = None
+    rendition_type: str | None = None
+    rendition_bytes: int | None = None
+    width: int | None = None
+    height: int | None = None
+    frames: int | None = None
+    duration_seconds: float | None = None
+
+
+class TemplateSlide(BaseModel):
+    text: str | None = None
+    duration: int = 10
+    media: list[StoredMedia] = Field(default_factory=list)
+
+    def media_of(self, kind: MediaKind) -> StoredMedia | None:
+        return next((m for m in self.media if m.kind == kind), None)
+
+
+class Template(BaseModel):
+    mms_id: int
+    account_id: str
+    name: str
+    subject: str = ""
+    fallback_sms_text: str = ""
+    disable_fallback_sms: bool = False
+    disable_fallback_sms_link: bool = False
+    client_reference: str = ""
+    status: TemplateStatus
+    slides: list[TemplateSlide]
+    merge_tags: list[str] = Field(default_factory=list)
+    size_bytes: int = 0  # bytes stored for this template (originals + renditions)
+    created_at: datetime = Field(default_factory=utcnow)
+    failure_code: str = ""  # E002/E003/E004 when status is failed
+
+
+# ---- parsed requests -------------------------------------------------------
+
+
+class MediaRef(BaseModel):
+    """A media element of a slide as the client wrote it."""
+
+    kind: MediaKind
+    url: str
+
+
+class SlideSpec(BaseModel):
+    number: int  # 1-based position in the request
+    text: str | None = None
+    duration: str | None = None  # raw; validated by rules
+    media: list[MediaRef] = Field(default_factory=list)
+    template_ids: list[str] = Field(default_factory=list)
+
+
+class SaveRequest(BaseModel):
+    name: str | None = None
+    subject: str | None = None
+    fallback_sms_text: str | None = None
+    disable_fallback_sms: str | None = None
+    disable_fallback_sms_link: str | None = None
+    client_reference: str | None = None
+    slides: list[SlideSpec] = Field(default_factory=list)
+
+
+class TemplateSummary(BaseModel):
+    mms_id: int
+    name: str
+    subject: str
+    created_at: datetime
+    total_slides: int
+    size_bytes: int

@@ -1,0 +1,45 @@
+"""One settings object, read once from the environment (the only reader of os.environ)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Deployment-wide settings. Names are the environment variables with prefix MMS_."""
+
+    model_config = SettingsConfigDict(env_prefix="MMS_", extra="ignore")
+
+    # Resources (set by template.yaml on Lambda, by the local runtime locally).
+    accounts_table: str = "mmsapi-accounts"
+    templates_table: str = "mmsapi-templates"
+    counters_table: str = "mmsapi-counters"
+    media_bucket: str = "mmsapi-media"
+    event_bus_name: str = "mmsapi-events"
+    encode_state_machine_arn: str = ""
+
+    # Front door.
+    max_request_bytes: int = 1_048_576
+    account_cache_seconds: float = 30.0
+
+    # Media fetching (API-NOTES §4). Loopback is allowed only by the local runtime.
+    allow_loopback_media: bool = False
+    fetch_connect_timeout: float = 5.0
+    fetch_read_timeout: float = 15.0
+    fetch_total_timeout: float = 60.0
+    fetch_max_redirects: int = 3
+    fetch_concurrency: int = 6
+
+    # Template ids are taken from the counter table in blocks of this size.
+    id_block_size: int = 100
+
+    # Postbacks (API-NOTES §7): answer within this many seconds or be retried.
+    postback_timeout: float = 10.0
+    postback_user_agent: str = "mmsapi-postback/1.0"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,62 @@
+"""boto3 clients, created once per process and reused across invocations.
+
+The endpoint comes from boto3's own AWS_ENDPOINT_URL handling, which is how the
+local runtime points everything at its embedded AWS.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_stepfunctions import SFNClient
+
+_CONFIG = Config(
+    connect_timeout=3,
+    read_timeout=10,
+    retries={"max_attempts": 4, "mode": "standard"},
+    tcp_keepalive=True,
+)
+
+
+@cache
+def _client(service: str) -> Any:
+    return boto3.session.Session().client(service, config=_CONFIG)  # type: ignore[call-overload]
+
+
+def dynamodb() -> DynamoDBClient:
+    client: DynamoDBClient = _client("dynamodb")
+    return client
+
+
+def s3() -> S3Client:
+    client: S3Client = _client("s3")
+    return client
+
+
+def events() -> EventBridgeClient:
+    client: EventBridgeClient = _client("events")
+    return client
+
+
+def sqs() -> SQSClient:
+    client: SQSClient = _client("sqs")
+    return client
+
+
+def stepfunctions() -> SFNClient:
+    client: SFNClient = _client("stepfunctions")
+    return client
+
+
+def reset() -> None:
+    """Forget every client (tests that start a fresh emulated AWS call this)."""
+    _client.cache_clear()

@@ -1,0 +1,1 @@
+"""XML in and out: both dialects (API-NOTES §1)."""
