@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     fetch_total_timeout: float = 60.0
     fetch_max_redirects: int = 3
     fetch_concurrency: int = 6
+    fetch_user_agent: str = "mmsapi-fetch/1.0"
 
     # Template ids are taken from the counter table in blocks of this size.
     id_block_size: int = 100

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
+from urllib.parse import unquote
 
 
 class MediaKind(StrEnum):
@@ -19,7 +20,9 @@ class MediaKind(StrEnum):
 
 
 # Kinds that are objects (never transcoded, one per slide, never with media).
-OBJECT_KINDS: Final = frozenset({MediaKind.VCARD, MediaKind.ICAL, MediaKind.PDF, MediaKind.PASSBOOK})
+OBJECT_KINDS: Final = frozenset(
+    {MediaKind.VCARD, MediaKind.ICAL, MediaKind.PDF, MediaKind.PASSBOOK}
+)
 # Kinds encoded asynchronously by the encoding pipeline.
 TIMED_KINDS: Final = frozenset({MediaKind.AUDIO, MediaKind.VIDEO})
 
@@ -107,3 +110,72 @@ OCTET_STREAM: Final = "application/octet-stream"
 STORED_EXTENSION: Final[dict[str, str]] = {
     mime: ext for ext, (_, mime) in reversed(list(EXTENSIONS.items()))
 }
+
+# Content types that say "some bytes": the URL's extension decides instead.
+# binary/octet-stream is what S3 serves for objects uploaded without a type.
+GENERIC_MIME_TYPES: Final = frozenset({OCTET_STREAM, "binary/octet-stream"})
+# Text objects that servers commonly serve as text/plain (GitHub raw, default
+# server configurations): with an extension of the element's kind they are
+# treated like octet-stream, and the save service sniffs the content.
+_PLAIN_TEXT_OBJECTS: Final = frozenset({MediaKind.VCARD, MediaKind.ICAL})
+
+
+class ContentTypeError(Exception):
+    """A served content type that the element cannot take: E229 or E629."""
+
+    def __init__(self, code: str, reason: str) -> None:
+        super().__init__(f"{code}: {reason}")
+        self.code = code
+        self.reason = reason
+
+
+def url_extension(url_path: str) -> str:
+    """The lower-case extension of a URL path without the dot ('' when none)."""
+    name = unquote(url_path).rsplit("/", 1)[-1]
+    stem, dot, extension = name.rpartition(".")
+    return extension.lower() if dot and stem else ""
+
+
+def classify(declared_mime: str | None, url_path: str, kind: MediaKind) -> str:
+    """The canonical MIME type of a fetched file, by API-NOTES §4.
+
+    - A supported MIME type (MIME_TYPES; case and parameters such as
+      '; charset=' ignored) passes whatever the extension, when it belongs to
+      the element's kind; a supported type of another kind (an <image> serving
+      video/mp4) is E229 Content not allowed.
+    - application/octet-stream, binary/octet-stream, or no/empty Content-Type:
+      the URL path's extension decides. A supported extension of the element's
+      kind passes with that extension's canonical type; of another kind, E229;
+      an unknown or missing extension, E629 Unrecognized content type.
+    - text/plain for a <vcard> or <ical> element is treated like octet-stream
+      (servers commonly default these text files to it).
+    - Any other type (text/html, application/json, …) is E629.
+
+    `url_path` is the path only (no query); it may be percent-encoded.
+    Raises ContentTypeError with the code.
+    """
+    mime = (declared_mime or "").split(";", 1)[0].strip().lower()
+    known = MIME_TYPES.get(mime)
+    plain_object = mime == "text/plain" and kind in _PLAIN_TEXT_OBJECTS
+    if known is not None and not plain_object:
+        served_kind, canonical = known
+        if served_kind is not kind:
+            raise ContentTypeError("E229", f"{mime} is not allowed for a {kind.value} element")
+        return canonical
+    if mime and mime not in GENERIC_MIME_TYPES and not plain_object:
+        raise ContentTypeError("E629", f"content type {mime} is not supported")
+    served = mime or "no content type"
+    extension = url_extension(url_path)
+    by_extension = EXTENSIONS.get(extension)
+    if plain_object and (by_extension is None or by_extension[0] is not kind):
+        # The leniency needs the extension's support; without it, the strict rule.
+        raise ContentTypeError("E229", f"{mime} is not allowed for a {kind.value} element")
+    if by_extension is None:
+        shown = f".{extension}" if extension else "no extension"
+        raise ContentTypeError("E629", f"{served} with {shown} in the URL")
+    extension_kind, canonical = by_extension
+    if extension_kind is not kind:
+        raise ContentTypeError(
+            "E229", f"{served} with .{extension} is not allowed for a {kind.value} element"
+        )
+    return canonical

@@ -40,8 +40,8 @@ class MediaStore:
 
     def keys(self, prefix: str) -> list[str]:
         found: list[str] = []
-        for page in aws.s3().get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=prefix
+        for page in (
+            aws.s3().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
         ):
             found.extend(obj["Key"] for obj in page.get("Contents", []))
         return found

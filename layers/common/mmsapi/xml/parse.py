@@ -94,7 +94,7 @@ def _to_node(element: etree._Element) -> Node:
     kids = [c for c in element if isinstance(c.tag, str)]
     if kids:
         return Node(name, element.text or "", [_to_node(c) for c in kids])
-    return Node(name, "".join(element.itertext()))
+    return Node(name, "".join(str(t) for t in element.itertext()))
 
 
 def parse_document(document: bytes) -> Document:

@@ -1,0 +1,1 @@
+"""Repeatable performance measurements that print tables."""

@@ -1,0 +1,44 @@
+"""PostbackFunction: SQS batches of bus events -> customers' postback URLs.
+
+Each record body is an EventBridge event (id, detail-type, source, detail).
+Failed records are reported in batchItemFailures, so only they are retried.
+The records of a batch are delivered concurrently (one thread each, urllib3
+blocks): a batch of slow receivers then takes one postback timeout, not ten,
+which keeps it inside the function's timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import (
+    AsyncBatchProcessor,
+    EventType,
+    async_process_partial_response,
+)
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mmsapi.observability import logger, metrics, tracer
+from mmsapi.services.postback import handle_event
+from mmsapi.store.accounts import AccountStore
+
+processor = AsyncBatchProcessor(event_type=EventType.SQS)
+accounts = AccountStore()  # module level: its cache lives across warm invocations
+
+
+async def record_handler(record: SQSRecord) -> None:
+    event: dict[str, Any] = json.loads(record.body)
+    await asyncio.to_thread(handle_event, event, accounts)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    return async_process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )

@@ -1,0 +1,1 @@
+"""Services: the use cases (save, send, deliver, report, postback) as plain functions."""

@@ -1,0 +1,103 @@
+"""The API front door: one XML request in, one XML answer out, never an exception."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from mmsapi.errors import ApiError
+from mmsapi.models import ALL_ACTIONS, Account, Dialect
+from mmsapi.observability import logger
+from mmsapi.services.auth import authenticate
+from mmsapi.services.context import Context
+from mmsapi.services.manage import delete_mms, list_templates, parse_mms_id
+from mmsapi.services.save import save_mms
+from mmsapi.settings import get_settings
+from mmsapi.xml import render
+from mmsapi.xml.parse import Document, extract_document, parse_document, sniff_dialect
+from mmsapi.xml.render import Field
+from mmsapi.xml.requests import read_save
+
+DATE_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
+
+Action = Callable[[Context, Account, Document], list[Field]]
+
+
+def _save(ctx: Context, account: Account, doc: Document) -> list[Field]:
+    template = save_mms(ctx, account, read_save(doc.root))
+    return [("mms-id", str(template.mms_id))]
+
+
+def _delete(ctx: Context, account: Account, doc: Document) -> list[Field]:
+    mms_id = parse_mms_id(doc.root.value("mms-id"))
+    delete_mms(ctx, account, mms_id)
+    return [("mms-id", str(mms_id))]
+
+
+def _list(ctx: Context, account: Account, doc: Document) -> list[Field]:
+    root = doc.root
+    page = list_templates(
+        ctx,
+        account,
+        root.value("start-date"),
+        root.value("page-number"),
+        root.value("items-per-page"),
+    )
+    fields: list[Field] = [
+        ("start-date", page.start_date.strftime(DATE_FORMAT) if page.start_date else ""),
+        ("page-number", str(page.page_number)),
+        ("items-per-page", str(page.items_per_page)),
+        ("total-results", str(page.total)),
+    ]
+    for t in page.templates:
+        fields.append(
+            (
+                "mms-template",
+                [
+                    ("mms-id", str(t.mms_id)),
+                    ("mms-name", t.name),
+                    ("mms-subject", t.subject),
+                    ("date-created", t.created_at.strftime(DATE_FORMAT)),
+                    ("total-slides", str(t.total_slides)),
+                    ("mms-size", str(t.size_bytes)),
+                ],
+            )
+        )
+    return fields
+
+
+ACTIONS: Final[dict[str, Action]] = {
+    "saveMMS": _save,
+    "deleteMMSID": _delete,
+    "getMMSTemplates": _list,
+}
+# Action names are matched without regard to case, as legacy clients vary.
+_BY_LOWER: Final = {name.lower(): name for name in ALL_ACTIONS}
+
+
+def handle(ctx: Context, body: bytes, query: dict[str, str], source_ip: str) -> bytes:
+    """Answer one request. Every outcome is an XML answer (API-NOTES §1)."""
+    dialect = Dialect.CURRENT
+    try:
+        if len(body) > get_settings().max_request_bytes:
+            raise ApiError("E100", detail="request body is too large")
+        document = extract_document(body, query)
+        dialect = sniff_dialect(document)
+        doc = parse_document(document)
+        dialect = doc.dialect
+        if not doc.action:
+            raise ApiError("E100", detail="action is required")
+        action = _BY_LOWER.get(doc.action.lower(), "")
+        account = authenticate(ctx.accounts, doc.root.value("api-key"), source_ip, action)
+        run = ACTIONS.get(action)
+        if run is None:
+            raise ApiError("E107")
+        fields = run(ctx, account, doc)
+        logger.info("answered", extra={"action": action, "account": account.account_id})
+        return render.response(fields, dialect)
+    except ApiError as error:
+        logger.info("refused", extra={"code": error.code, "info": error.info})
+        return render.failure(error, dialect)
+    except Exception:
+        logger.exception("internal error")
+        return render.failure(ApiError("E503"), dialect)

@@ -1,0 +1,149 @@
+"""Postback delivery (API-NOTES §7): bus events become signed XML POSTs to the account.
+
+An event's detail is {"code": "N003", "account_id": "...", "fields": {...}}. The
+XML is origin MMS_MT, the code, then the fields in POSTBACK_FIELDS order (absent
+ones omitted), in the account's postback dialect.
+
+Delivery policy: success is any 2xx. Anything else (timeout, refused URL, 3xx,
+4xx, 5xx) raises DeliveryError so that SQS delivers the message again after its
+visibility timeout, and moves it to the dead-letter queue after the last try.
+Redirects are not followed: like other webhook senders, we ask customers to
+configure the final URL (a 3xx is a failed attempt). Receivers de-duplicate with
+X-MMS-Postback-Id (the event id, the same on every retry) and authenticate with
+X-MMS-Signature: sha256=<hex HMAC-SHA256 of the exact body, keyed with the
+account's postback secret>; the header is omitted when the account has no secret.
+An unknown or disabled account, or one without a postback URL, drops the event.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from collections.abc import Mapping
+from typing import Any, Final, Protocol
+
+from mmsapi.media.guard import NetworkError, guarded_request
+from mmsapi.models import Account, Dialect
+from mmsapi.observability import logger
+from mmsapi.settings import Settings, get_settings
+from mmsapi.xml.render import Field, postback
+
+ORIGIN: Final = "MMS_MT"
+# The order of the fields after origin and code, for every postback code.
+POSTBACK_FIELDS: Final[tuple[str, ...]] = (
+    "sent-as",
+    "status",
+    "mms-id",
+    "audio-name",
+    "video-name",
+    "image-name",
+    "from",
+    "to",
+    "tracking-id",
+    "operator-id",
+    "timestamp",
+    "status-details",
+    "handset",
+    "client-reference",
+)
+CONTENT_TYPE: Final = "application/xml; charset=utf-8"
+SIGNATURE_HEADER: Final = "X-MMS-Signature"
+ID_HEADER: Final = "X-MMS-Postback-Id"
+
+
+class DeliveryError(Exception):
+    """A postback attempt failed and should be retried."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class MalformedEventError(ValueError):
+    """An event without the detail a postback needs (a producer bug: goes to the DLQ)."""
+
+
+class AccountLookup(Protocol):
+    """What handle_event needs of the accounts store (AccountStore fits)."""
+
+    def get(self, account_id: str) -> Account | None: ...
+
+
+def build_postback(detail: Mapping[str, Any], dialect: Dialect) -> bytes:
+    """The postback XML of an event's detail."""
+    code = detail.get("code")
+    if not isinstance(code, str) or not code:
+        raise MalformedEventError("event detail has no code")
+    given = detail.get("fields") or {}
+    if not isinstance(given, Mapping):
+        raise MalformedEventError("event detail fields is not an object")
+    fields: list[Field] = [("origin", ORIGIN), ("code", code)]
+    fields.extend(
+        (name, str(given[name])) for name in POSTBACK_FIELDS if given.get(name) is not None
+    )
+    return postback(fields, dialect)
+
+
+def sign(body: bytes, secret: str) -> str:
+    """The X-MMS-Signature value: sha256=<hex HMAC-SHA256 of body keyed with secret>."""
+    digest = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def deliver(
+    url: str, body: bytes, secret: str, event_id: str, settings: Settings | None = None
+) -> int:
+    """POST one postback through the network guard; the HTTP status on 2xx,
+    DeliveryError otherwise."""
+    settings = settings or get_settings()
+    headers = {
+        "Content-Type": CONTENT_TYPE,
+        "User-Agent": settings.postback_user_agent,
+    }
+    if event_id:
+        headers[ID_HEADER] = event_id
+    if secret:
+        headers[SIGNATURE_HEADER] = sign(body, secret)
+    timeout = settings.postback_timeout
+    try:
+        with guarded_request(
+            "POST",
+            url,
+            body=body,
+            headers=headers,
+            max_redirects=0,
+            allow_loopback=settings.allow_loopback_media,
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            # The legacy policy: the receiver answers within the timeout, or we retry.
+            deadline=time.monotonic() + timeout,
+        ) as response:
+            status = response.status
+    except NetworkError as exc:
+        raise DeliveryError(f"postback to {url} failed: {exc.reason}") from exc
+    if not 200 <= status < 300:
+        raise DeliveryError(f"postback to {url} answered HTTP {status}")
+    return status
+
+
+def handle_event(
+    event: Mapping[str, Any], accounts: AccountLookup, settings: Settings | None = None
+) -> None:
+    """Deliver the postback of one EventBridge event (id, detail-type, source, detail)."""
+    detail = event.get("detail")
+    if not isinstance(detail, Mapping):
+        raise MalformedEventError("event has no detail")
+    event_id = str(event.get("id") or "")
+    account_id = str(detail.get("account_id") or "")
+    context = {"event_id": event_id, "account_id": account_id, "code": detail.get("code")}
+    account = accounts.get(account_id) if account_id else None
+    if account is None or not account.enabled:
+        logger.warning("postback dropped: unknown or disabled account", extra=context)
+        return
+    if not account.postback_url:
+        logger.info("postback dropped: the account has no postback URL", extra=context)
+        return
+    body = build_postback(detail, account.postback_dialect)
+    status = deliver(account.postback_url, body, account.postback_secret, event_id, settings)
+    logger.info("postback delivered", extra={**context, "status": status})

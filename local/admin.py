@@ -1,0 +1,132 @@
+"""mmsapi-admin: create, list, disable and re-key accounts.
+
+Works against the local runtime (`--local`, the default when it is running) or a
+deployed stack (`--stack-name`, table found in the stack's outputs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import boto3
+
+from mmsapi.models import ALL_ACTIONS, Dialect
+from mmsapi.services.accounts import create_account, parse_shortcode, rotate_key, set_enabled
+from mmsapi.store.accounts import AccountStore
+
+
+def _state_file() -> Path:
+    # The local runtime writes this file while it runs (same variable, same default).
+    return Path(os.environ.get("MMS_LOCAL_DATA_DIR", ".local-data")) / "runtime.json"
+
+
+def _accounts_table(args: argparse.Namespace) -> str:
+    if args.stack_name:
+        cloudformation = boto3.client("cloudformation", region_name=args.region)
+        stack = cloudformation.describe_stacks(StackName=args.stack_name)["Stacks"][0]
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+        return outputs["AccountsTableName"]
+    state_file = _state_file()
+    if not state_file.exists():
+        sys.exit(
+            "The local runtime is not running here (start it with `make local`), "
+            "or pass --stack-name for a deployed stack."
+        )
+    state = json.loads(state_file.read_text())
+    os.environ["AWS_ENDPOINT_URL"] = state["aws_endpoint"]
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    return str(state["environment"]["MMS_ACCOUNTS_TABLE"])
+
+
+def _create(store: AccountStore, args: argparse.Namespace) -> None:
+    account, key = create_account(
+        store,
+        args.name,
+        shortcodes=[parse_shortcode(s) for s in args.shortcode],
+        service_id=args.service_id,
+        postback_url=args.postback_url,
+        postback_dialect=Dialect(args.postback_dialect),
+        ip_allowlist=args.allow_ip,
+        allowed_actions=args.actions.split(",") if args.actions else None,
+    )
+    print(f"account-id:      {account.account_id}")
+    print(f"api-key:         {key}    (shown once: store it now)")
+    print(f"postback-secret: {account.postback_secret}")
+
+
+def _list(store: AccountStore, _args: argparse.Namespace) -> None:
+    print(f"{'account-id':14} {'enabled':8} {'shortcodes':24} {'postback-url':40} name")
+    for account in store.all():
+        codes = ",".join(f"{s.code}:{s.country}" for s in account.shortcodes)
+        print(
+            f"{account.account_id:14} {account.enabled!s:8} {codes:24} "
+            f"{account.postback_url:40} {account.name}"
+        )
+
+
+Command = Callable[[AccountStore, argparse.Namespace], None]
+
+
+def _toggle(enabled: bool) -> Command:
+    def run(store: AccountStore, args: argparse.Namespace) -> None:
+        if set_enabled(store, args.account_id, enabled) is None:
+            sys.exit(f"no account {args.account_id}")
+        print(f"{args.account_id} {'enabled' if enabled else 'disabled'}")
+
+    return run
+
+
+def _rotate(store: AccountStore, args: argparse.Namespace) -> None:
+    result = rotate_key(store, args.account_id)
+    if result is None:
+        sys.exit(f"no account {args.account_id}")
+    print(f"api-key: {result[1]}    (shown once: the old key no longer works)")
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="mmsapi-admin", description=__doc__)
+    top.add_argument("--stack-name", help="a deployed stack (default: the local runtime)")
+    top.add_argument("--region", default=None)
+    commands = top.add_subparsers(dest="command", required=True)
+    create = commands.add_parser("create-account", help="create an account and print its key")
+    create.add_argument("--name", required=True)
+    create.add_argument(
+        "--shortcode",
+        action="append",
+        default=[],
+        help="CODE[:COUNTRY[:default]], repeatable (e.g. 28444:US)",
+    )
+    create.add_argument("--service-id", default="")
+    create.add_argument("--postback-url", default="")
+    create.add_argument(
+        "--postback-dialect", choices=[d.value for d in Dialect], default=Dialect.CURRENT.value
+    )
+    create.add_argument("--allow-ip", action="append", default=[], help="CIDR, repeatable")
+    create.add_argument("--actions", default="", help=f"comma list of {', '.join(ALL_ACTIONS)}")
+    create.set_defaults(run=_create)
+    commands.add_parser("list", help="list accounts").set_defaults(run=_list)
+    for name, enabled in (("disable", False), ("enable", True)):
+        sub = commands.add_parser(name, help=f"{name} an account")
+        sub.add_argument("account_id")
+        sub.set_defaults(run=_toggle(enabled))
+    rotate = commands.add_parser("rotate-key", help="issue a new API key")
+    rotate.add_argument("account_id")
+    rotate.set_defaults(run=_rotate)
+    return top
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    store = AccountStore(table=_accounts_table(args))
+    args.run(store, args)
+
+
+if __name__ == "__main__":
+    main()

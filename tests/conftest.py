@@ -1,0 +1,104 @@
+"""Shared fixtures: an emulated AWS built from template.yaml, an account, requests."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from local.stack import Stack, provision
+from mmsapi.models import Account, Dialect, Shortcode
+from mmsapi.services import context as context_module
+from mmsapi.services.accounts import create_account
+from mmsapi.services.api import handle
+from mmsapi.services.context import Context
+from mmsapi.settings import get_settings
+from mmsapi.store import aws
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS = ROOT / "events"
+SAMPLE_KEY = "qTFkykO9JTfahCOqJ0V2Wf5Cg1t8iWlZ"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    """An event file from events/<function>/<case>.json."""
+    data: dict[str, Any] = json.loads((EVENTS / name).read_text())
+    return data
+
+
+@pytest.fixture(autouse=True)
+def _fake_aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "POWERTOOLS_TRACE_DISABLED": "1",
+        "POWERTOOLS_METRICS_NAMESPACE": "mmsapi-tests",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
+def _fresh() -> None:
+    get_settings.cache_clear()
+    aws.reset()
+    context_module.reset()
+
+
+@pytest.fixture
+def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    """Given an emulated AWS with every resource of template.yaml."""
+    with mock_aws():
+        built = provision("mmsapi-test")
+        for name, value in built.function_environment("ApiFunction").items():
+            monkeypatch.setenv(name, value)
+        # Tests serve media from pytest-httpserver on loopback, as the local runtime does.
+        monkeypatch.setenv("MMS_ALLOW_LOOPBACK_MEDIA", "true")
+        monkeypatch.setenv("MMS_FETCH_READ_TIMEOUT", "3")
+        monkeypatch.setenv("MMS_FETCH_TOTAL_TIMEOUT", "8")
+        _fresh()
+        yield built
+        _fresh()
+
+
+@pytest.fixture
+def ctx(stack: Stack) -> Context:
+    return context_module.context()
+
+
+@dataclass
+class Client:
+    """Drives the API front door in-process, as API Gateway would."""
+
+    ctx: Context
+    api_key: str
+    account: Account
+    source_ip: str = "203.0.113.10"
+
+    def post(self, xml: str | bytes, query: dict[str, str] | None = None) -> bytes:
+        body = xml.encode("utf-8") if isinstance(xml, str) else xml
+        return handle(self.ctx, body, query or {}, self.source_ip)
+
+
+@pytest.fixture
+def client(ctx: Context) -> Client:
+    """Given the demo account of the documents (sample key, shortcode 28444, service 12345)."""
+    account, key = create_account(
+        ctx.accounts,
+        "demo",
+        shortcodes=[Shortcode(code="28444", country="US")],
+        service_id="12345",
+        postback_url="http://127.0.0.1:9/postback",
+        postback_dialect=Dialect.CURRENT,
+        api_key=SAMPLE_KEY,
+    )
+    return Client(ctx, key, account)

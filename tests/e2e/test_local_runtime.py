@@ -1,0 +1,524 @@
+"""`make local` end to end: the local runtime as a subprocess, driven over HTTP.
+
+One runtime process serves the whole module (start-up is the slow part). Media and
+postbacks go to one pytest-httpserver on loopback, which only the local runtime
+may fetch from. The last test stops the runtime with Ctrl-C (SIGINT).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from lxml import etree
+from moto import mock_aws
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from local.runtime import (
+    MAX_BODY_BYTES,
+    LocalFunction,
+    QueuePoller,
+    QueueSource,
+    Route,
+    failed_message_ids,
+    find_route,
+    http_answer,
+    http_event,
+    routes_from_template,
+)
+from local.stack import FunctionSpec, load_template
+from tests.media import VCARD, photo_jpeg, tone_wav
+
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "qTFkykO9JTfahCOqJ0V2Wf5Cg1t8iWlZ"
+START_TIMEOUT = 60.0
+POSTBACK_TIMEOUT = 20.0
+
+
+# ---------------------------------------------------------------- the runtime under test
+
+
+@dataclass
+class Postback:
+    body: bytes
+    headers: dict[str, str]
+
+    @property
+    def fields(self) -> dict[str, str]:
+        return answer(self.body)[1]
+
+
+@dataclass
+class Postbacks:
+    """What the postback URL received (pytest-httpserver calls `record` on its thread)."""
+
+    received: list[Postback] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, request: Request) -> Response:
+        with self.lock:
+            headers = {name.lower(): value for name, value in request.headers.items()}
+            self.received.append(Postback(request.get_data(), headers))
+        return Response("ok", status=200)
+
+    def wait_for(self, found: Callable[[Postback], bool], timeout: float) -> Postback:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                for postback in self.received:
+                    if found(postback):
+                        return postback
+            time.sleep(0.1)
+        raise AssertionError(f"no such postback within {timeout} s; got {self.received}")
+
+    def all(self) -> list[Postback]:
+        with self.lock:
+            return list(self.received)
+
+
+@dataclass
+class LocalRuntime:
+    process: subprocess.Popen[bytes]
+    env: dict[str, str]
+    api_url: str
+    data_dir: Path
+    output: Path
+    web: HTTPServer
+    postbacks: Postbacks
+
+    @property
+    def state_file(self) -> Path:
+        return self.data_dir / "runtime.json"
+
+    def text(self) -> str:
+        return self.output.read_text(encoding="utf-8", errors="replace")
+
+    def post(self, path: str, body: str, content_type: str = "application/xml") -> bytes:
+        request = urllib.request.Request(
+            self.api_url + path,
+            data=body.encode("utf-8"),
+            headers={"Content-Type": content_type},
+            method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200
+            data: bytes = response.read()
+            return data
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """A command line of the project (admin, invoke) beside the running runtime."""
+        return subprocess.run(
+            [sys.executable, *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def answer(xml: bytes) -> tuple[str, dict[str, str]]:
+    """The root tag of an XML answer and its flat fields."""
+    root = etree.fromstring(xml)
+    return str(root.tag), {str(child.tag): child.text or "" for child in root}
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float) -> int | None:
+    """Ctrl-C, as a terminal would send it; the exit code, or None if it hung."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
+    """Given `python -m local.runtime` on free ports, postbacks going to a local server."""
+    tmp = tmp_path_factory.mktemp("local-runtime")
+    web = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    web.start()
+    postbacks = Postbacks()
+    web.expect_request("/postback", method="POST").respond_with_handler(postbacks.record)
+    port, aws_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "MMS_LOCAL_PORT": str(port),
+        "MMS_LOCAL_AWS_PORT": str(aws_port),
+        "MMS_LOCAL_DATA_DIR": str(tmp / "data"),
+        "MMS_LOCAL_POSTBACK_URL": web.url_for("/postback"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "MMS_LOCAL_API_KEY"):
+        env.pop(name, None)
+    output = tmp / "runtime.out"
+    with output.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "local.runtime"],
+            cwd=ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    started = LocalRuntime(
+        process, env, f"http://127.0.0.1:{port}", tmp / "data", output, web, postbacks
+    )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not started.state_file.exists():
+            if process.poll() is not None:
+                pytest.fail(f"the runtime exited with {process.returncode}:\n{started.text()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"the runtime was not ready in {START_TIMEOUT} s:\n{started.text()}")
+            time.sleep(0.1)
+        yield started
+    finally:
+        if stop(process, 10) is None:
+            process.kill()
+            process.wait()
+        web.clear()
+        web.stop()
+
+
+def save_xml(web: HTTPServer, *, audio: bool, name: str = "FuelTheFire") -> str:
+    """The saveMMS example of the API documents (000), its media on the local server."""
+    audio_element = f"<audio><url>{web.url_for('/audio/1.wav')}</url></audio>" if audio else ""
+    return f"""<request>
+    <action>saveMMS</action>
+    <api-key>{KEY}</api-key>
+    <message-subject>The subject</message-subject>
+    <name>{name}</name>
+    <slide>
+        <image><url>{web.url_for("/images/1.jpg")}</url></image>
+        {audio_element}
+        <message-text>Here is some text</message-text>
+        <duration>5</duration>
+    </slide>
+    <slide>
+        <message-text>My Contact</message-text>
+        <vcard><url>{web.url_for("/2.vcf")}</url></vcard>
+        <duration>10</duration>
+    </slide>
+</request>"""
+
+
+@pytest.fixture(scope="module")
+def media(runtime: LocalRuntime) -> HTTPServer:
+    """Given the example's picture, sound and contact card on the local server."""
+    web = runtime.web
+    web.expect_request("/images/1.jpg").respond_with_data(photo_jpeg(), content_type="image/jpeg")
+    web.expect_request("/audio/1.wav").respond_with_data(tone_wav(), content_type="audio/x-wav")
+    web.expect_request("/2.vcf").respond_with_data(VCARD, content_type="text/x-vcard")
+    return web
+
+
+def is_n003_for(mms_id: str) -> Callable[[Postback], bool]:
+    return lambda p: p.fields.get("code") == "N003" and p.fields.get("mms-id") == mms_id
+
+
+# ---------------------------------------------------------------- over HTTP
+
+
+@pytest.mark.e2e
+def test_seed_example_with_audio_is_saved_and_stays_locked(
+    runtime: LocalRuntime, media: HTTPServer
+) -> None:
+    # Given the documents' saveMMS example, with audio
+    xml = save_xml(media, audio=True)
+    # When it is posted to the API
+    root, got = answer(runtime.post("/ep/v1/", xml))
+    # Then it is saved
+    assert (root, got["status"]) == ("response", "Success"), got
+    locked_id = got["mms-id"]
+    assert locked_id.isdigit()
+    # And, once a text-only template saved after it has been announced,
+    marker = "<slide><message-text>marker</message-text></slide>"
+    _, marked = answer(runtime.post("/ep/v1/", xml.split("<slide>")[0] + marker + "</request>"))
+    runtime.postbacks.wait_for(is_n003_for(marked["mms-id"]), POSTBACK_TIMEOUT)
+    # no N003 was sent for it: it waits for its audio to be encoded
+    assert [p for p in runtime.postbacks.all() if p.fields.get("mms-id") == locked_id] == []
+
+
+@pytest.mark.e2e
+def test_seed_example_without_audio_gets_a_signed_n003(
+    runtime: LocalRuntime, media: HTTPServer
+) -> None:
+    # Given the example without its audio, and the secret the banner shows
+    secret = re.search(r"Postback secret\s+([0-9a-f]{64})", runtime.text())
+    assert secret is not None, runtime.text()
+    # When it is posted
+    _, got = answer(runtime.post("/ep/v1/", save_xml(media, audio=False)))
+    assert got["status"] == "Success", got
+    # Then N003 for its mms-id reaches the postback URL, signed with the account's secret
+    postback = runtime.postbacks.wait_for(is_n003_for(got["mms-id"]), POSTBACK_TIMEOUT)
+    assert postback.fields["origin"] == "MMS_MT"
+    expected = hmac.new(secret.group(1).encode(), postback.body, hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(postback.headers["x-mms-signature"], f"sha256={expected}")
+    assert postback.headers["x-mms-postback-id"]
+
+
+@pytest.mark.e2e
+def test_legacy_save_gets_a_legacy_answer(runtime: LocalRuntime) -> None:
+    # Given the legacy dialect's saveMMS
+    xml = (
+        f"<REQUEST><ACTION>saveMMS</ACTION><API_KEY>{KEY}</API_KEY><SUBJECT>The subject</SUBJECT>"
+        "<NAME>The name</NAME><SLIDE><TEXT>Here is some text</TEXT></SLIDE></REQUEST>"
+    )
+    # When it is posted to the legacy path
+    root, got = answer(runtime.post("/API/wxml/1.3/index.php", xml))
+    # Then the answer is in the legacy dialect
+    assert (root, got["STATUS"]) == ("RESPONSE", "Success"), got
+    assert got["MMSID"].isdigit()
+
+
+@pytest.mark.e2e
+def test_form_post_without_trailing_slash_is_routed(runtime: LocalRuntime) -> None:
+    # Given a legacy client posting a form field XMLDATA, as curl -d does
+    xml = f"<REQUEST><ACTION>getMMSTemplates</ACTION><API_KEY>{KEY}</API_KEY></REQUEST>"
+    body = "XMLDATA=" + urllib.parse.quote(xml)
+    # When it goes to /ep/v1 (no slash) as application/x-www-form-urlencoded
+    root, got = answer(runtime.post("/ep/v1", body, "application/x-www-form-urlencoded"))
+    # Then the API reads it (the body reached the handler base64-encoded, as on AWS)
+    assert (root, got["STATUS"]) == ("RESPONSE", "Success"), got
+
+
+@pytest.mark.e2e
+def test_wrong_key_is_e104(runtime: LocalRuntime) -> None:
+    # Given a request with a key no account has
+    xml = "<request><action>saveMMS</action><api-key>not-the-key</api-key></request>"
+    # When it is posted
+    _, got = answer(runtime.post("/ep/v1/", xml))
+    # Then it fails with E104
+    assert (got["status"], got["error-code"]) == ("Failure", "E104"), got
+
+
+@pytest.mark.e2e
+def test_unknown_route_is_404(runtime: LocalRuntime) -> None:
+    # Given a path that no function of the template serves
+    # When it is asked for
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(runtime.api_url + "/nowhere", timeout=10)
+    # Then API Gateway's 404 comes back
+    assert caught.value.code == 404
+    assert json.loads(caught.value.read()) == {"message": "Not Found"}
+
+
+@pytest.mark.e2e
+def test_admin_lists_the_demo_account(runtime: LocalRuntime) -> None:
+    # Given the running runtime's state directory in the environment
+    # When `mmsapi-admin list` runs
+    done = runtime.run("-m", "local.admin", "list")
+    # Then it shows the demo account and its shortcode
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"28444:US.*demo", done.stdout), done.stdout
+
+
+@pytest.mark.e2e
+def test_invoke_runs_the_api_function_with_an_event_file(runtime: LocalRuntime) -> None:
+    # Given an API Gateway event file
+    # When local.invoke runs ApiFunction with it
+    done = runtime.run("-m", "local.invoke", "ApiFunction", "events/api/save-text-current.json")
+    # Then stdout holds the handler's result: HTTP 200 with a Success answer
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["statusCode"] == 200
+    assert answer(result["body"].encode())[1]["status"] == "Success", result
+
+
+@pytest.mark.e2e
+def test_ctrl_c_stops_everything_cleanly(runtime: LocalRuntime) -> None:
+    # Given the running runtime (this test comes last in the module)
+    # When it gets Ctrl-C
+    code = stop(runtime.process, 10)
+    # Then it exits 0 within 10 s, quietly, and removes its state file
+    assert code == 0, runtime.text()
+    assert not runtime.state_file.exists()
+    assert "Traceback" not in runtime.text()
+    assert "stopped" in runtime.text().splitlines()[-1]
+
+
+# ---------------------------------------------------------------- in-process (no runtime)
+
+
+def test_every_http_api_event_of_the_template_is_a_route() -> None:
+    # Given template.yaml
+    template = load_template()
+    # When its routes are read
+    routes = routes_from_template(template)
+    # Then each HttpApi event of each function is there
+    declared = {
+        (str(e["Properties"]["Method"]).upper(), str(e["Properties"]["Path"]), logical_id)
+        for logical_id, r in template["Resources"].items()
+        if r.get("Type") == "AWS::Serverless::Function"
+        for e in r["Properties"].get("Events", {}).values()
+        if e.get("Type") == "HttpApi"
+    }
+    assert {(r.method, r.path, r.function) for r in routes} == declared
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "expected"),
+    [
+        ("POST", "/ep/v1/", ("POST /ep/v1", {})),
+        ("GET", "/ep/v1", ("GET /ep/v1", {})),
+        ("GET", "/items/7", ("GET /items/{id}", {"id": "7"})),
+        ("GET", "/items/all", ("GET /items/all", {})),
+        ("PUT", "/files/a/b.txt", ("ANY /files/{proxy+}", {"proxy": "a/b.txt"})),
+        ("DELETE", "/ep/v1", ("$default", {})),
+    ],
+)
+def test_routes_are_chosen_like_api_gateway(
+    method: str, path: str, expected: tuple[str, dict[str, str]]
+) -> None:
+    # Given exact, parameter, greedy and default routes
+    routes = sorted(
+        [
+            Route("POST", "/ep/v1", "Api"),
+            Route("GET", "/ep/v1", "Api"),
+            Route("GET", "/items/{id}", "Api"),
+            Route("GET", "/items/all", "Api"),
+            Route("ANY", "/files/{proxy+}", "Api"),
+            Route("ANY", "$default", "Api"),
+        ],
+        key=lambda route: route.rank,
+    )
+    # When a request is routed
+    found = find_route(routes, method, path)
+    # Then the most specific route takes it
+    assert found is not None
+    assert (found[0].key, found[1]) == expected
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "base64_encoded"),
+    [
+        ("application/xml", b"<request/>", False),
+        ("text/xml; charset=utf-8", b"<request/>", False),
+        ("application/x-www-form-urlencoded", b"xml=%3Crequest%2F%3E", True),
+        ("", b"<request/>", True),
+        ("application/xml", b"\xff\xfe<request/>", True),
+    ],
+)
+def test_http_event_body_is_text_only_for_text_types(
+    content_type: str, body: bytes, base64_encoded: bool
+) -> None:
+    # Given a request body with a content type
+    headers = [("Content-Type", content_type)] if content_type else []
+    # When it becomes a payload-2.0 event
+    event = http_event(
+        route=Route("POST", "/ep/v1", "Api"),
+        path_parameters={},
+        method="POST",
+        target="/ep/v1/?a=1&a=2&b=",
+        headers=[*headers, ("Host", "127.0.0.1:3000"), ("Cookie", "s=1; t=2")],
+        body=body,
+        source_ip="127.0.0.1",
+        protocol="HTTP/1.1",
+        account_id="123456789012",
+    )
+    # Then the body is text or base64 as API Gateway decides, and the rest has its shape
+    assert event["isBase64Encoded"] is base64_encoded
+    sent = base64.b64decode(event["body"]) if base64_encoded else event["body"].encode()
+    assert sent == body
+    assert event["routeKey"] == "POST /ep/v1"
+    assert event["rawPath"] == "/ep/v1/"
+    assert event["queryStringParameters"] == {"a": "1,2", "b": ""}
+    assert event["cookies"] == ["s=1", "t=2"]
+    assert event["requestContext"]["http"]["sourceIp"] == "127.0.0.1"
+    assert "cookie" not in event["headers"]
+
+
+def test_function_answers_become_http_answers() -> None:
+    # Given the answers a payload-2.0 function can give
+    binary = {
+        "statusCode": 201,
+        "body": base64.b64encode(b"\x00\x01").decode(),
+        "isBase64Encoded": True,
+    }
+    # When API Gateway turns them into HTTP
+    # Then base64 bodies are decoded and a bare value is a JSON 200
+    assert http_answer(binary).body == b"\x00\x01"
+    assert http_answer(binary).status == 201
+    bare = http_answer({"ok": True})
+    assert (bare.status, json.loads(bare.body)) == (200, {"ok": True})
+    assert MAX_BODY_BYTES == 10 * 1024 * 1024  # API Gateway's payload limit
+
+
+@pytest.mark.parametrize(
+    ("result", "report", "failed"),
+    [
+        ({"batchItemFailures": []}, True, set()),
+        ({"batchItemFailures": [{"itemIdentifier": "b"}]}, True, {"b"}),
+        ({"batchItemFailures": [{"itemIdentifier": "zz"}]}, True, {"a", "b"}),
+        ({"batchItemFailures": [{"itemIdentifier": ""}]}, True, {"a", "b"}),
+        (None, True, set()),
+        ({"batchItemFailures": [{"itemIdentifier": "b"}]}, False, set()),
+    ],
+)
+def test_batch_item_failures_are_read_like_lambda(
+    result: Any, report: bool, failed: set[str]
+) -> None:
+    # Given a batch of two messages and the function's answer
+    # When the poller reads it
+    # Then only the reported messages stay on the queue (all of them if the answer is bad)
+    assert failed_message_ids(result, ["a", "b"], report) == failed
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_poller_deletes_what_succeeded_and_leaves_the_rest_for_retry(fails: bool) -> None:
+    # Given a queue whose failed messages come back at once, holding a good and a bad one
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        url = sqs.create_queue(QueueName="q", Attributes={"VisibilityTimeout": "0"})["QueueUrl"]
+        for body in ("good", "bad"):
+            sqs.send_message(QueueUrl=url, MessageBody=body)
+
+        def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
+            if fails:
+                raise RuntimeError("the function crashed")
+            bad = [r["messageId"] for r in event["Records"] if r["body"] == "bad"]
+            return {"batchItemFailures": [{"itemIdentifier": i} for i in bad]}
+
+        function = LocalFunction(
+            FunctionSpec("F", ROOT, "app.handler"), "f", "arn:f", 128, 3, handler=handler
+        )
+        source = QueueSource("F", url, "arn:aws:sqs:us-east-1:123456789012:q", 10, True, "0")
+        poller = QueuePoller(source, function, threading.Event(), "us-east-1")
+        # When one batch is delivered
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+        poller.deliver(sqs, batch)
+        # Then the bad one (or, when the function crashed, both) is received again
+        again = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, MessageSystemAttributeNames=["All"]
+        )["Messages"]
+        assert sorted(m["Body"] for m in again) == (["bad", "good"] if fails else ["bad"])
+        assert {m["Attributes"]["ApproximateReceiveCount"] for m in again} == {"2"}
