@@ -13,6 +13,7 @@ export AWS_ACCESS_KEY_ID ?= testing
 export AWS_SECRET_ACCESS_KEY ?= testing
 export AWS_DEFAULT_REGION ?= us-east-1
 export AWS_REGION ?= us-east-1
+export SAM_CLI_TELEMETRY ?= 0
 
 .PHONY: local test lint typecheck cfn unit e2e bench clean
 

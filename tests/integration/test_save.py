@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
 
 from local.stack import Stack
 from mmsapi.media.types import MediaKind
 from mmsapi.models import TemplateStatus
 from mmsapi.services.accounts import set_enabled
+from mmsapi.settings import get_settings
 from tests.conftest import Client
 from tests.integration.helpers import answer, bucket_keys, postback_events
 from tests.media import VCARD, animated_gif, photo_jpeg, tone_wav
@@ -232,3 +236,24 @@ def test_garbage_gets_a_failure_answer_not_an_exception(client: Client) -> None:
         answer(client.post(b"<request><action>saveMMS</action></request>"))["error-code"] == "E104"
     )
     assert answer(client.post(b"<request><api-key>k</api-key></request>"))["error-code"] == "E100"
+
+
+def test_a_slow_media_server_cannot_hold_the_request(
+    client: Client, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a request deadline of one second and a media server that takes three
+    monkeypatch.setenv("MMS_FETCH_TOTAL_TIMEOUT", "1")
+    get_settings.cache_clear()
+
+    def slow(_request: Request) -> Response:
+        time.sleep(3)
+        return Response(photo_jpeg(64, 64), content_type="image/jpeg")
+
+    httpserver.expect_request("/slow.jpg").respond_with_handler(slow)
+    xml = save_xml(f"<slide><image><url>{httpserver.url_for('/slow.jpg')}</url></image></slide>")
+    # When it is saved
+    started = time.monotonic()
+    got = answer(client.post(xml))
+    # Then the answer is E351 long before the server would have answered
+    assert got["error-code"] == "E351"
+    assert time.monotonic() - started < 2.5

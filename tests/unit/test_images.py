@@ -441,6 +441,16 @@ def bad_crc_png() -> bytes:
     return with_bad_pixel_crc(encoded(screenshot(200, 300), "PNG"))
 
 
+def truncated_png() -> bytes:
+    whole = encoded(photo(200, 150), "PNG")
+    return whole[: len(whole) * 2 // 3]
+
+
+def truncated_gif() -> bytes:
+    whole = gif(frames_of(4, (120, 90)), [100] * 4)
+    return whole[: len(whole) - 300]
+
+
 @pytest.mark.parametrize(
     "make",
     [
@@ -448,10 +458,21 @@ def bad_crc_png() -> bytes:
         random_bytes,
         lambda: b"",
         bad_crc_png,
+        truncated_png,
+        truncated_gif,
         lambda: png_claiming(100_000, 100_000),
         lambda: png_claiming(9_000, 9_000),  # 81 MP: under Pillow's own limit, over ours
     ],
-    ids=["truncated-jpeg", "random-bytes", "empty", "bad-crc-png", "bomb-10gp", "bomb-81mp"],
+    ids=[
+        "truncated-jpeg",
+        "random-bytes",
+        "empty",
+        "bad-crc-png",
+        "truncated-png",
+        "truncated-gif",
+        "bomb-10gp",
+        "bomb-81mp",
+    ],
 )
 def test_corrupt_inputs_raise_corrupt_image_quickly(make: Callable[[], bytes]) -> None:
     # Given bytes that are not a complete image of an acceptable size
@@ -462,3 +483,27 @@ def test_corrupt_inputs_raise_corrupt_image_quickly(make: Callable[[], bytes]) -
         adapt_image(data, budget_bytes=300 * KB)
     # Then they are refused without decoding a huge canvas
     assert time.perf_counter() - start < 1.0
+
+
+def test_damaged_files_give_corrupt_image_or_a_valid_fitting_image() -> None:
+    # Given small valid files of each kind, damaged at seeded random places
+    rng = random.Random(11)
+    seeds = [
+        encoded(photo(96, 72), "JPEG", quality=85, comment=b"c"),
+        encoded(photo(96, 72), "JPEG", quality=85, progressive=True),
+        encoded(screenshot(80, 120), "PNG"),
+        gif(frames_of(3, (60, 40)), [50, 60, 70], loop=0, comment=b"c"),
+        encoded(photo(64, 48), "WEBP"),
+    ]
+    for _ in range(150):
+        data = bytearray(rng.choice(seeds))
+        for _ in range(rng.randint(1, 3)):
+            data[rng.randrange(len(data))] = rng.randrange(256)
+        budget = rng.choice([3 * KB, 200 * KB])
+        # When each is adapted
+        try:
+            result = adapt_image(bytes(data), budget_bytes=budget)
+        except CorruptImage:
+            continue
+        # Then what comes back is a complete image within the budget
+        assert_fits(result, budget)

@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     allow_loopback_media: bool = False
     fetch_connect_timeout: float = 5.0
     fetch_read_timeout: float = 15.0
-    fetch_total_timeout: float = 60.0
+    fetch_total_timeout: float = 20.0
     fetch_max_redirects: int = 3
     fetch_concurrency: int = 6
     fetch_user_agent: str = "mmsapi-fetch/1.0"

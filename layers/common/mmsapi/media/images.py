@@ -24,7 +24,7 @@ import io
 import math
 import struct
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from PIL import Image, ImageChops, ImageCms, UnidentifiedImageError
@@ -57,6 +57,7 @@ _FLAT_SHARE: Final = 0.5  # share of pixels equal to their left neighbour in fla
 _GIF_COLOURS: Final = 255  # one palette slot stays free for transparency
 _GIF_FEWER_COLOURS: Final = 63
 _GIF_TRANSPARENT: Final = 255
+_GIF_MAX_DURATION: Final = 655_350  # ms: GIF stores a frame's delay in 16 bits of 1/100 s
 _IJG_LUMA_SUM: Final = 3688  # sum of the IJG standard luminance table (quality 50)
 
 _INPUT_FORMATS: Final = ("JPEG", "PNG", "GIF", "WEBP")
@@ -139,6 +140,10 @@ class _Encoded:
 def adapt_image(data: bytes, *, budget_bytes: int, max_dimension: int = 1600) -> AdaptedImage:
     """Decode `data` completely and return a handset-ready image of at most `budget_bytes`.
 
+    A JPEG, PNG or GIF source that already fits (and needs no turning or colour
+    conversion) comes back as its own bytes minus metadata; a re-encoded still
+    that fits is never bigger than its source unless that would cost pixels.
+
     Raises CorruptImage when the image does not decode completely or is too big
     to decode safely, and ValueError when the budget is absurd: not even a
     16-pixel thumbnail fits (budgets of a few hundred bytes).
@@ -146,23 +151,44 @@ def adapt_image(data: bytes, *, budget_bytes: int, max_dimension: int = 1600) ->
     if budget_bytes <= 0 or max_dimension < MIN_SIDE:
         raise ValueError(f"absurd limits: {budget_bytes} bytes, {max_dimension} px")
     source = _decode(data, max_dimension)
-    served = not source.resized and source.format in _SERVED_FORMATS
-    if served and len(data) <= budget_bytes:
-        stripped = _without_metadata(data, source.format) if source.servable else None
-        if stripped is not None and source.exact_png:
-            # The same pixels may pack smaller (palette, better deflate): one pass to see.
-            repacked = _lossless_png(source.frames[0])
-            if repacked.size < len(stripped):
-                return _still(repacked, "image/png", 1)
-            return _as_is(stripped, source, passes=1)
-        if stripped is not None:
-            return _as_is(stripped, source, passes=0)
-        if len(source.frames) == 1:
-            # Turning or colour-converting a still that fits must not make it bigger.
-            budget_bytes = len(data)
+    fits = not source.resized and source.format in _SERVED_FORMATS and len(data) <= budget_bytes
+    if fits and source.servable:
+        served = _served_as_is(data, source)
+        if served is not None:
+            return served
     if len(source.frames) > 1:
         return _adapt_animation(source, budget_bytes)
-    return _adapt_still(source.frames[0], budget_bytes, _quality_cap(source))
+    frame, quality = source.frames[0], _quality_cap(source)
+    spent = 0
+    if fits:
+        # Turning or colour-converting a still that fits must not make it bigger,
+        # unless that would take pixels away: then the real budget applies.
+        undercut = _within_budget(frame, len(data), quality)
+        if undercut is not None and (undercut.width, undercut.height) == frame.size:
+            return undercut
+        spent = undercut.passes if undercut is not None else 0
+    adapted = _adapt_still(frame, budget_bytes, quality)
+    return replace(adapted, passes=adapted.passes + spent)
+
+
+def _served_as_is(data: bytes, source: _Source) -> AdaptedImage | None:
+    stripped = _without_metadata(data, source.format)
+    if stripped is None:
+        return None
+    if not source.exact_png:
+        return _as_is(stripped, source, passes=0)
+    # The same pixels may pack smaller (palette, better deflate): one pass to see.
+    repacked = _lossless_png(source.frames[0])
+    if repacked.size < len(stripped):
+        return _still(repacked, "image/png", 1)
+    return _as_is(stripped, source, passes=1)
+
+
+def _within_budget(frame: Image.Image, budget: int, quality: int) -> AdaptedImage | None:
+    try:
+        return _adapt_still(frame, budget, quality)
+    except ValueError:
+        return None  # a tiny source that cannot be undercut
 
 
 # --- decoding -------------------------------------------------------------------------
@@ -225,7 +251,7 @@ def _read(img: Image.Image, max_dimension: int) -> _Source:
         if index:
             img.seek(index)
             img.load()
-        durations.append(int(img.info.get("duration", 0)))
+        durations.append(max(0, min(_GIF_MAX_DURATION, int(img.info.get("duration", 0)))))
         frames.append(_normalized(img, orientation, icc, max_dimension))
     # Only GIF animations are served as they are: APNG and WebP ones become GIF.
     still_or_gif = len(frames) == 1 or img.format == "GIF"
@@ -378,19 +404,30 @@ def _without_metadata(data: bytes, fmt: str) -> bytes | None:
     """The same encoded pixels without EXIF, XMP, comments or text; None if unsure."""
     strip = {"JPEG": _jpeg_stripped, "PNG": _png_stripped, "GIF": _gif_stripped}[fmt]
     try:
-        return strip(data)
-    except (IndexError, ValueError):
-        return None  # an odd layout Pillow tolerated: re-encode instead
+        stripped = strip(data)
+        # Pillow tolerates odd layouts that a byte-level cut may not: check the result.
+        with (
+            Image.open(io.BytesIO(stripped), formats=(fmt,)) as img,
+            Image.open(io.BytesIO(data), formats=(fmt,)) as original,
+        ):
+            if (img.size, img.mode) != (original.size, original.mode):
+                return None
+            img.load()
+    except (*_DECODE_ERRORS, UnidentifiedImageError):
+        return None  # re-encode instead
+    return stripped
 
 
 def _jpeg_stripped(data: bytes) -> bytes:
-    out, pos = bytearray(data[:2]), 2
+    out, pos, scanning = bytearray(data[:2]), 2, False
     while True:
-        if data[pos] != 0xFF or data[pos + 1] == 0:
+        if scanning and (data[pos] != 0xFF or data[pos + 1] == 0):
             end = _next_jpeg_marker(data, pos)  # entropy-coded data: copy as it is
             out += data[pos:end]
             pos = end
             continue
+        if data[pos] != 0xFF:
+            raise ValueError("junk between JPEG segments")
         marker = data[pos + 1]
         if marker == 0xD9:  # EOI; what follows (MPO pictures, junk) goes too
             return bytes(out + data[pos : pos + 2])
@@ -404,6 +441,7 @@ def _jpeg_stripped(data: bytes) -> bytes:
         end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
         if _keeps_jpeg_segment(marker, data[pos + 4 : end]):
             out += data[pos:end]
+        scanning = scanning or marker == 0xDA  # SOS: entropy-coded data follows
         pos = end
 
 
@@ -752,7 +790,10 @@ def _every_nth(
 ) -> tuple[list[Image.Image], list[int]]:
     # Each kept frame shows for the frames dropped after it: total time is kept.
     kept = list(frames[::stride])
-    times = [sum(durations[i : i + stride]) for i in range(0, len(durations), stride)]
+    times = [
+        min(_GIF_MAX_DURATION, sum(durations[i : i + stride]))
+        for i in range(0, len(durations), stride)
+    ]
     return kept, times
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from mmsapi.errors import ApiError
 from mmsapi.models import ALL_ACTIONS, Account, Dialect
-from mmsapi.observability import logger
+from mmsapi.observability import logger, metrics
 from mmsapi.services.auth import authenticate
 from mmsapi.services.context import Context
 from mmsapi.services.manage import delete_mms, list_templates, parse_mms_id
@@ -94,10 +96,13 @@ def handle(ctx: Context, body: bytes, query: dict[str, str], source_ip: str) -> 
             raise ApiError("E107")
         fields = run(ctx, account, doc)
         logger.info("answered", extra={"action": action, "account": account.account_id})
+        metrics.add_metric(name="Succeeded", unit=MetricUnit.Count, value=1)
         return render.response(fields, dialect)
     except ApiError as error:
         logger.info("refused", extra={"code": error.code, "info": error.info})
+        metrics.add_metric(name="Refused", unit=MetricUnit.Count, value=1)
         return render.failure(error, dialect)
     except Exception:
         logger.exception("internal error")
+        metrics.add_metric(name="InternalErrors", unit=MetricUnit.Count, value=1)
         return render.failure(ApiError("E503"), dialect)

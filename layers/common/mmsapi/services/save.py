@@ -6,13 +6,15 @@ that could not be saved are deleted before the error is answered.
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 from mmsapi.errors import ApiError
 from mmsapi.media.fetch import FetchedMedia, fetch_media, sniff_matches
 from mmsapi.media.images import CorruptImage, adapt_image
-from mmsapi.media.types import OBJECT_KINDS, STORED_EXTENSION, TIMED_KINDS, MediaKind
+from mmsapi.media.types import KIND_FACTS, OBJECT_KINDS, STORED_EXTENSION, TIMED_KINDS, MediaKind
 from mmsapi.models import (
     Account,
     MediaRef,
@@ -44,14 +46,25 @@ def _fetch_all(items: list[_Item], account: Account) -> None:
     if not items:
         return
     limits = account.limits
-    workers = max(1, min(len(items), get_settings().fetch_concurrency))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
+    settings = get_settings()
+    # One deadline for the whole request: saveMMS answers synchronously.
+    deadline = time.monotonic() + settings.fetch_total_timeout
+    workers = max(1, min(len(items), settings.fetch_concurrency))
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch")
+    try:
         futures = [
             pool.submit(fetch_media, i.ref.url, i.ref.kind, i.slide, limits.cap(i.ref.kind))
             for i in items
         ]
         for item, future in zip(items, futures, strict=True):
-            item.fetched = future.result()
+            try:
+                item.fetched = future.result(timeout=max(0.0, deadline - time.monotonic()))
+            except FutureTimeout:
+                code = KIND_FACTS[item.ref.kind].not_copied
+                raise ApiError(code, x=item.slide, detail="the media server was too slow") from None
+    finally:
+        # Fetches still running end by their own deadline; nobody waits for them.
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _check_content(item: _Item, max_text: int) -> None:
