@@ -19,14 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from local.runtime import (
-    FAKE_CREDENTIALS,
-    REGION,
-    LocalFunction,
-    data_dir,
-    import_handler,
-    reset_product_caches,
-)
+from local.functions import LocalFunction, import_handler, reset_product_caches
+from local.runtime import FAKE_CREDENTIALS, REGION, data_dir
 from local.stack import function_logical_ids
 
 

@@ -59,6 +59,10 @@ class Limits(BaseModel):
     # Stored image renditions are fitted into this many bytes at save time.
     image_budget_bytes: int = 600 * 1024
     image_max_dimension: int = 1600
+    # Encoded renditions are fitted into these budgets (send time adapts further per handset).
+    video_budget_bytes: int = 600 * 1024
+    audio_budget_bytes: int = 300 * 1024
+    max_media_seconds: int = 30
 
     def cap(self, kind: MediaKind) -> int:
         return self.max_bytes.get(kind, _mib(10))
@@ -89,6 +93,18 @@ class TemplateStatus(StrEnum):
     DELETING = "deleting"  # being removed: invisible
 
 
+class Rendition(BaseModel):
+    """One encoded form of a media file (e.g. MP4 and 3GP of one video)."""
+
+    key: str
+    content_type: str
+    profile: str
+    codec: str
+    bytes: int
+    width: int | None = None
+    height: int | None = None
+
+
 class StoredMedia(BaseModel):
     """One media file of a slide as kept in S3."""
 
@@ -105,6 +121,8 @@ class StoredMedia(BaseModel):
     height: int | None = None
     frames: int | None = None
     duration_seconds: float | None = None
+    # Every encoded form (audio/video), best first; rendition_key is the first one's key.
+    renditions: list[Rendition] = Field(default_factory=list)
 
 
 class TemplateSlide(BaseModel):

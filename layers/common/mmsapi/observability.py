@@ -2,6 +2,8 @@
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
+from mmsapi.settings import get_settings
+
 logger = Logger()
 tracer = Tracer()
-metrics = Metrics()
+metrics = Metrics(namespace=get_settings().metrics_namespace)

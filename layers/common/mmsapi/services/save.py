@@ -26,12 +26,12 @@ from mmsapi.models import (
 )
 from mmsapi.observability import logger
 from mmsapi.rules import ValidSave, validate_save
+from mmsapi.services.announce import announce_ready
 from mmsapi.services.context import Context
+from mmsapi.services.encode import start_encoding
 from mmsapi.settings import get_settings
 from mmsapi.store.media import template_prefix
 from mmsapi.text import merge_tags
-
-READY_EVENT = "TemplateReady"
 
 
 @dataclass
@@ -194,13 +194,12 @@ def save_mms(ctx: Context, account: Account, request: SaveRequest) -> Template:
         raise
     if template.status is TemplateStatus.READY:
         announce_ready(ctx, template)
+        return template
+    try:
+        start_encoding(ctx, template, account)
+    except BaseException:
+        # A template nobody will ever encode would stay locked forever: take it back.
+        ctx.templates.delete(template.mms_id)
+        writer.undo()
+        raise
     return template
-
-
-def announce_ready(ctx: Context, template: Template) -> None:
-    fields = {"mms-id": str(template.mms_id)}
-    if template.client_reference:
-        fields["client-reference"] = template.client_reference
-    ctx.events.publish(
-        READY_EVENT, {"code": "N003", "account_id": template.account_id, "fields": fields}
-    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import IO
 
 from botocore.exceptions import ClientError
@@ -37,6 +38,16 @@ class MediaStore:
             return aws.s3().get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except ClientError as exc:
             raise DomainError(f"media read failed: {exc}") from exc
+
+    def download(self, key: str, path: Path) -> None:
+        try:
+            aws.s3().download_file(self.bucket, key, str(path))
+        except ClientError as exc:
+            raise DomainError(f"media read failed: {exc}") from exc
+
+    def upload(self, path: Path, key: str, content_type: str) -> None:
+        with path.open("rb") as body:
+            self.put(key, body, content_type)
 
     def keys(self, prefix: str) -> list[str]:
         found: list[str] = []

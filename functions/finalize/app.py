@@ -1,0 +1,18 @@
+"""Step Functions task: record the encoding results and make the template ready or failed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mmsapi.observability import logger, metrics, tracer
+from mmsapi.services.context import context
+from mmsapi.services.encode import finalize
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
+    return finalize(context(), event)

@@ -1,0 +1,40 @@
+"""The facts about templates that customers are told (published on the event bus)."""
+
+from __future__ import annotations
+
+from mmsapi.media.types import MediaKind
+from mmsapi.models import Template
+from mmsapi.services.context import Context
+
+READY_EVENT = "TemplateReady"
+FAILED_EVENT = "EncodingFailed"
+# Postback code and the field naming the failed file, per kind (API-NOTES §5, §7).
+FAILURE_CODES: dict[MediaKind, tuple[str, str]] = {
+    MediaKind.AUDIO: ("E002", "audio-name"),
+    MediaKind.VIDEO: ("E003", "video-name"),
+    MediaKind.IMAGE: ("E004", "image-name"),
+}
+
+
+def _fields(template: Template) -> dict[str, str]:
+    fields = {"mms-id": str(template.mms_id)}
+    if template.client_reference:
+        fields["client-reference"] = template.client_reference
+    return fields
+
+
+def announce_ready(ctx: Context, template: Template) -> None:
+    """N003: the template is saved, encoded and usable."""
+    ctx.events.publish(
+        READY_EVENT,
+        {"code": "N003", "account_id": template.account_id, "fields": _fields(template)},
+    )
+
+
+def announce_failure(ctx: Context, template: Template, kind: MediaKind, source_url: str) -> None:
+    """E002/E003/E004: encoding of one file failed, naming the file as the client gave it."""
+    code, name_field = FAILURE_CODES[kind]
+    fields = {**_fields(template), name_field: source_url}
+    ctx.events.publish(
+        FAILED_EVENT, {"code": code, "account_id": template.account_id, "fields": fields}
+    )

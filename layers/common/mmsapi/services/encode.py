@@ -1,0 +1,144 @@
+"""The encoding pipeline's work: start it, transcode one media item, finalize a template.
+
+saveMMS starts one execution per template with audio or video; the state
+machine maps `transcode_item` over its media and hands every result to
+`finalize`, which makes the template ready (N003) or failed (E002/E003).
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mmsapi.media.transcode import TranscodeError, transcode_audio, transcode_video
+from mmsapi.media.types import STORED_EXTENSION, TIMED_KINDS, MediaKind
+from mmsapi.models import Account, Rendition, Template, TemplateStatus
+from mmsapi.observability import logger
+from mmsapi.services.announce import FAILURE_CODES, announce_failure, announce_ready
+from mmsapi.services.context import Context
+from mmsapi.store.media import MediaStore, template_prefix
+
+
+def execution_name(mms_id: int) -> str:
+    return f"encode-{mms_id}"
+
+
+def encoding_input(template: Template, account: Account) -> dict[str, Any]:
+    limits = account.limits
+    items = []
+    for number, slide in enumerate(template.slides, start=1):
+        for media in slide.media:
+            if media.kind not in TIMED_KINDS:
+                continue
+            budget = (
+                limits.video_budget_bytes
+                if media.kind is MediaKind.VIDEO
+                else limits.audio_budget_bytes
+            )
+            items.append(
+                {
+                    "slide": number,
+                    "kind": media.kind.value,
+                    "source_url": media.source_url,
+                    "original_key": media.original_key,
+                    "content_type": media.content_type,
+                    "budget_bytes": budget,
+                    "max_seconds": limits.max_media_seconds,
+                }
+            )
+    return {"mms_id": template.mms_id, "account_id": template.account_id, "items": items}
+
+
+def start_encoding(ctx: Context, template: Template, account: Account) -> None:
+    ctx.workflow.start(execution_name(template.mms_id), encoding_input(template, account))
+
+
+def transcode_item(media: MediaStore, event: dict[str, Any]) -> dict[str, Any]:
+    """Encode one media item into its renditions. A bad file is a result, not an error:
+    only unexpected failures raise (and are retried by the state machine)."""
+    item = event["item"]
+    kind = MediaKind(item["kind"])
+    prefix = f"{template_prefix(event['account_id'], int(event['mms_id']))}slide-{item['slide']}/"
+    with tempfile.TemporaryDirectory(prefix="transcode-") as tmp:
+        workdir = Path(tmp)
+        source = workdir / ("source." + STORED_EXTENSION.get(item["content_type"], "bin"))
+        media.download(item["original_key"], source)
+        encode = transcode_video if kind is MediaKind.VIDEO else transcode_audio
+        try:
+            duration, renditions = encode(
+                source,
+                workdir,
+                budget_bytes=int(item["budget_bytes"]),
+                max_seconds=float(item["max_seconds"]),
+            )
+        except TranscodeError as exc:
+            logger.warning("transcoding failed", extra={"item": item, "reason": str(exc)})
+            return {"ok": False, "item": item, "error": str(exc)}
+        stored = []
+        for rendition in renditions:
+            key = f"{prefix}{kind.value}/{rendition.profile}{rendition.path.suffix}"
+            media.upload(rendition.path, key, rendition.content_type)
+            stored.append(
+                Rendition(
+                    key=key,
+                    content_type=rendition.content_type,
+                    profile=rendition.profile,
+                    codec=rendition.codec,
+                    bytes=rendition.bytes,
+                    width=rendition.width,
+                    height=rendition.height,
+                ).model_dump()
+            )
+    return {"ok": True, "item": item, "duration_seconds": duration, "renditions": stored}
+
+
+def _failure(results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    failed = [r for r in results if not r.get("ok")]
+    return min(failed, key=lambda r: int(r["item"]["slide"])) if failed else None
+
+
+def finalize(ctx: Context, event: dict[str, Any]) -> dict[str, Any]:
+    """Record renditions and real durations; mark ready or failed; announce it once."""
+    mms_id = int(event["mms_id"])
+    template = ctx.templates.get(mms_id)
+    if template is None or template.status is not TemplateStatus.ENCODING:
+        # Deleted meanwhile, or finalized by an earlier attempt: nothing to do.
+        return {"mms_id": mms_id, "status": template.status.value if template else "gone"}
+    results: list[dict[str, Any]] = event.get("results", [])
+    failure = _failure(results)
+    if failure is None:
+        _apply(template, results)
+        template.status = TemplateStatus.READY
+    else:
+        kind = MediaKind(failure["item"]["kind"])
+        template.status = TemplateStatus.FAILED
+        template.failure_code = FAILURE_CODES[kind][0]
+    template.size_bytes += sum(
+        r["bytes"] for result in results if result.get("ok") for r in result["renditions"]
+    )
+    if not ctx.templates.replace(template, expected=TemplateStatus.ENCODING):
+        return {"mms_id": mms_id, "status": "changed"}
+    if failure is None:
+        announce_ready(ctx, template)
+    else:
+        announce_failure(ctx, template, kind, failure["item"]["source_url"])
+    return {"mms_id": mms_id, "status": template.status.value}
+
+
+def _apply(template: Template, results: list[dict[str, Any]]) -> None:
+    for result in results:
+        item = result["item"]
+        slide = template.slides[int(item["slide"]) - 1]
+        media = slide.media_of(MediaKind(item["kind"]))
+        if media is None:
+            continue
+        media.renditions = [Rendition.model_validate(r) for r in result["renditions"]]
+        first = media.renditions[0]
+        media.rendition_key, media.rendition_type = first.key, first.content_type
+        media.rendition_bytes = first.bytes
+        media.width, media.height = first.width, first.height
+        media.duration_seconds = float(result["duration_seconds"])
+        # The slide plays as long as its media (API-NOTES §3), whole seconds, at least 1.
+        slide.duration = max(1, math.ceil(media.duration_seconds - 0.05))
