@@ -55,9 +55,14 @@ def _fresh() -> None:
 
 
 @pytest.fixture
-def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    """Given an emulated AWS with every resource of template.yaml."""
-    with mock_aws():
+def stack(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    """Given an emulated AWS with every resource of template.yaml.
+
+    Tests marked `state_machines_execute` get state machines that really run
+    (moto's interpreter); the others only record executions.
+    """
+    execute = request.node.get_closest_marker("state_machines_execute") is not None
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": execute}}):
         built = provision("mmsapi-test")
         for name, value in built.function_environment("ApiFunction").items():
             monkeypatch.setenv(name, value)

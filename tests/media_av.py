@@ -92,6 +92,14 @@ def faststart_video(directory: Path) -> Path:
     return out
 
 
+def rotated(directory: Path, source: Path) -> Path:
+    """`source` marked to be shown turned 90°, as phones store portrait video."""
+    out = directory / f"rotated-{source.name}"
+    if not out.exists():
+        run_ffmpeg(["-display_rotation", "90", "-i", str(source), "-c", "copy", str(out)], TIMEOUT)
+    return out
+
+
 def damaged(directory: Path, name: str, source: Path, damage: Callable[[bytes], bytes]) -> Path:
     """A copy of `source` with its bytes changed by `damage`."""
     out = directory / name

@@ -22,6 +22,7 @@ from local.stack import (
 from mmsapi.settings import Settings
 from mmsapi.store.accounts import KEY_HASH_INDEX
 from mmsapi.store.events import SOURCE
+from mmsapi.store.sends import CARRIER_INDEX
 from mmsapi.store.templates import ACCOUNT_INDEX
 
 
@@ -77,8 +78,15 @@ def test_provision_creates_every_table_with_the_store_keys_and_indexes(
         name: dynamodb.describe_table(TableName=local_stack.physical[name])["Table"]
         for name in _of_type(template, "AWS::DynamoDB::Table")
     }
-    # Then all three exist, keyed and indexed the way mmsapi.store queries them
-    assert set(tables) == {"AccountsTable", "TemplatesTable", "CountersTable"}
+    # Then all exist, keyed and indexed the way mmsapi.store queries them
+    assert set(tables) == {
+        "AccountsTable",
+        "TemplatesTable",
+        "CountersTable",
+        "SendsTable",
+        "HandsetsTable",
+    }
+    assert tables["SendsTable"]["GlobalSecondaryIndexes"][0]["IndexName"] == CARRIER_INDEX
     accounts, templates = tables["AccountsTable"], tables["TemplatesTable"]
     assert accounts["KeySchema"] == [{"AttributeName": "account_id", "KeyType": "HASH"}]
     assert [i["IndexName"] for i in accounts["GlobalSecondaryIndexes"]] == [KEY_HASH_INDEX]

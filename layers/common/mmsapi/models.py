@@ -84,6 +84,12 @@ class Account(BaseModel):
     ip_allowlist: list[str] = Field(default_factory=list)  # CIDRs; empty = any address
     limits: Limits = Field(default_factory=Limits)
     created_at: datetime = Field(default_factory=utcnow)
+    # Further service-ids besides the default one (E627 for any other).
+    service_ids: list[str] = Field(default_factory=list)
+    # Operators the account may name (E651 for others); empty = any numeric operator-id.
+    operator_ids: list[str] = Field(default_factory=list)
+    # Numbers that opted out (E114), E.164 without '+'.
+    blocked_numbers: list[str] = Field(default_factory=list)
 
 
 class TemplateStatus(StrEnum):
@@ -149,6 +155,9 @@ class Template(BaseModel):
     size_bytes: int = 0  # bytes stored for this template (originals + renditions)
     created_at: datetime = Field(default_factory=utcnow)
     failure_code: str = ""  # E002/E003/E004 when status is failed
+    # sendMMS saves a template for one send: that send waits for the encoding, and
+    # encoding failures are told as E012/E013 instead of E002/E003.
+    single_send_id: int | None = None
 
 
 # ---- parsed requests -------------------------------------------------------
@@ -179,6 +188,27 @@ class SaveRequest(BaseModel):
     slides: list[SlideSpec] = Field(default_factory=list)
 
 
+class SendRequest(BaseModel):
+    """sendSavedMMS / the sending half of sendMMS, as the client wrote it (raw strings)."""
+
+    to: str | None = None
+    sender: str | None = None
+    service_id: str | None = None
+    operator_id: str | None = None
+    mms_id: str | None = None
+    fallback_sms_text: str | None = None
+    custom_subject: str | None = None
+    custom_texts: list[tuple[str | None, str | None]] = Field(
+        default_factory=list
+    )  # (slide, value)
+    data: dict[str, str] = Field(default_factory=dict)
+    ddm_force: str | None = None
+    ddm_text: str | None = None
+    ddm_subject: str | None = None
+    ddm_timeout: str | None = None
+    client_reference: str | None = None
+
+
 class TemplateSummary(BaseModel):
     mms_id: int
     name: str
@@ -186,3 +216,52 @@ class TemplateSummary(BaseModel):
     created_at: datetime
     total_slides: int
     size_bytes: int
+
+
+# ---- sends -----------------------------------------------------------------
+
+
+class SendStatus(StrEnum):
+    WAITING = "waiting"  # sendMMS: its template is still encoding
+    QUEUED = "queued"
+    DISCOVERING = "discovering"  # Device Discovery Message out, waiting for its report
+    SENT = "sent"  # accepted by the carrier (MMS) or the SMS gateway (fallback)
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class CustomText(BaseModel):
+    slide: int
+    value: str
+
+
+class DdmRequest(BaseModel):
+    text: str
+    subject: str = "Device Discovery"
+    timeout_minutes: int = 5
+    force: bool = False
+
+
+class Send(BaseModel):
+    """One message to one recipient, from the API answer to its last delivery report."""
+
+    send_id: int
+    account_id: str
+    mms_id: int
+    to: str  # E.164 digits without '+'
+    sender: str  # the shortcode used (possibly the recipient country's default)
+    requested_from: str
+    service_id: str
+    operator_id: str = ""
+    fallback_sms_text: str = ""
+    custom_subject: str | None = None
+    custom_texts: list[CustomText] = Field(default_factory=list)
+    data: dict[str, str] = Field(default_factory=dict)
+    ddm: DdmRequest | None = None
+    client_reference: str = ""
+    status: SendStatus = SendStatus.QUEUED
+    sent_as: str = ""  # MMS or SMS
+    carrier_message_id: str = ""
+    handset: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

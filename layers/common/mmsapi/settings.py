@@ -17,9 +17,12 @@ class Settings(BaseSettings):
     accounts_table: str = "mmsapi-accounts"
     templates_table: str = "mmsapi-templates"
     counters_table: str = "mmsapi-counters"
+    handsets_table: str = "mmsapi-handsets"
     media_bucket: str = "mmsapi-media"
     event_bus_name: str = "mmsapi-events"
     encode_state_machine_arn: str = ""
+    sends_table: str = "mmsapi-sends"
+    send_queue_url: str = ""
 
     # Powertools' own variable; a default keeps metrics valid where it is unset.
     metrics_namespace: str = Field("MMSApi", validation_alias="POWERTOOLS_METRICS_NAMESPACE")

@@ -17,7 +17,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any, Final
@@ -30,6 +30,9 @@ PROBE_TIMEOUT_SECONDS: Final = 30.0
 DEMUXERS: Final = "mov,mpeg,mpegts,mpegvideo,m4v,h264,h263,avi,asf,mp3,wav,amr,aac"
 # Options that confine an input: before every -i, and on ffprobe.
 INPUT_GUARD: Final = ("-protocol_whitelist", "file", "-format_whitelist", DEMUXERS)
+# Raw audio formats whose header duration ffprobe guesses from the bit rate (AMR is
+# off by 3 %, VBR MP3 without a Xing header by 10 %): their packets are counted instead.
+_ESTIMATED_DURATION: Final = frozenset({"amr", "mp3", "aac"})
 _STDERR_LINES: Final = 5  # the tail of ffmpeg's errors kept in a reason
 _CONTEXT_ADDRESS: Final = re.compile(r" @ 0x[0-9a-f]+\]")  # "[aac @ 0x1d2e6380]": noise
 
@@ -113,23 +116,29 @@ def probe(path: Path, timeout: float = PROBE_TIMEOUT_SECONDS) -> Probe:
     if not path.is_file() or path.stat().st_size == 0:
         raise TranscodeError("the file is empty")
     _, ffprobe = binaries()
-    command = [
-        str(ffprobe),
-        "-v",
-        "error",
-        *INPUT_GUARD,
-        "-print_format",
-        "json",
-        "-show_format",
-        "-show_streams",
-        str(path),
-    ]
-    result = _run(command, timeout, path)
+    command = [str(ffprobe), "-v", "error", *INPUT_GUARD, "-print_format", "json"]
+    result = _run([*command, "-show_format", "-show_streams", str(path)], timeout, path)
     try:
-        data = json.loads(result.stdout)
-        return _parse_probe(data)
+        info = _parse_probe(json.loads(result.stdout))
     except (ValueError, KeyError, TypeError) as exc:
         raise TranscodeError(f"ffprobe gave an unreadable answer: {exc}") from exc
+    if not _ESTIMATED_DURATION.isdisjoint(info.format_name.split(",")):
+        end = _audio_end(ffprobe, path, timeout)
+        info = replace(info, duration_seconds=end if end is not None else info.duration_seconds)
+    return info
+
+
+def _audio_end(ffprobe: Path, path: Path, timeout: float) -> float | None:
+    """The end of the first audio stream's last packet: exact where the header is not."""
+    entries = ["-select_streams", "a:0", "-show_entries", "packet=pts_time,duration_time"]
+    command = [str(ffprobe), "-v", "error", *INPUT_GUARD, *entries, "-of", "csv=p=0", str(path)]
+    lines = _run(command, timeout, path).stdout.split()
+    for line in reversed(lines):
+        pts, _, duration = line.partition(",")
+        start, length = _float(pts), _float(duration.rstrip(","))
+        if start is not None:
+            return start + (length or 0.0)
+    return None
 
 
 def run_ffmpeg(args: Sequence[str], timeout: float) -> None:

@@ -17,7 +17,9 @@ Media longer than `max_seconds` is cut there rather than refused.
 Every rendition is probed after encoding: codecs, duration (±0.5 s of the
 source's) and size. A source that cannot be read, has no stream of its kind,
 or does not encode as promised raises TranscodeError; the pipeline reports it
-as E002 (audio) or E003 (video).
+as E002 (audio) or E003 (video). A truncated file whose index promises more
+than it holds (MP4/MOV/3GP, WMV) fails that way; a cut stream without an index
+(MP3, MPEG-PS, WAV, AVI without its index) is simply the shorter media it is.
 """
 
 from __future__ import annotations
@@ -29,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from mmsapi.media.ffmpeg import INPUT_GUARD, Probe, Stream, TranscodeError, probe, run_ffmpeg
+from mmsapi.media import ffmpeg
+from mmsapi.media.ffmpeg import INPUT_GUARD, Probe, Stream, TranscodeError, probe
 
 __all__ = [
     "AMR_BUDGET_BYTES",
@@ -449,11 +452,11 @@ def _encode_fitting(
     """Encode at `kbps`; on overshoot, once more with the rate cut by the overshoot
     (and the picture planned again for that rate)."""
     picture = profile.plan(kbps)
-    run_ffmpeg(_video_args(job, out, profile, picture), deadline.left())
+    ffmpeg.run_ffmpeg(_video_args(job, out, profile, picture), deadline.left())
     size = _size(out)
     if size > budget_bytes:
         retry = profile.plan(_retry_kbps(picture.kbps, size, budget_bytes, job.duration))
-        run_ffmpeg(_video_args(job, out, profile, retry), deadline.left())
+        ffmpeg.run_ffmpeg(_video_args(job, out, profile, retry), deadline.left())
 
 
 def _retry_kbps(kbps: float, size: int, budget_bytes: int, duration: float) -> float:
@@ -488,7 +491,7 @@ def _encode_mp3(
         # No ID3 tags: nothing of the source's metadata travels.
         *("-id3v2_version", "0", "-write_id3v1", "0", "-f", "mp3", str(out)),
     ]
-    run_ffmpeg(args, deadline.left())
+    ffmpeg.run_ffmpeg(args, deadline.left())
     expect = _Expect("mp3", "audio/mpeg", "audio", "mp3", None, budget_bytes, duration)
     return _verified(out, expect, deadline)
 
@@ -510,7 +513,7 @@ def _encode_amr(
         *_amr_args(_amr_mode(budget_bytes, duration)),
         *("-f", "amr", str(out)),
     ]
-    run_ffmpeg(args, deadline.left())
+    ffmpeg.run_ffmpeg(args, deadline.left())
     expect = _Expect("amr", "audio/amr", "audio", "amr_nb", None, budget_bytes, duration)
     return _verified(out, expect, deadline)
 

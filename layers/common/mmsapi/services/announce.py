@@ -14,6 +14,8 @@ FAILURE_CODES: dict[MediaKind, tuple[str, str]] = {
     MediaKind.VIDEO: ("E003", "video-name"),
     MediaKind.IMAGE: ("E004", "image-name"),
 }
+# The same failures of a sendMMS template (its one send fails with it).
+SEND_FAILURE_CODES: dict[MediaKind, str] = {MediaKind.AUDIO: "E012", MediaKind.VIDEO: "E013"}
 
 
 def _fields(template: Template) -> dict[str, str]:
@@ -31,10 +33,19 @@ def announce_ready(ctx: Context, template: Template) -> None:
     )
 
 
-def announce_failure(ctx: Context, template: Template, kind: MediaKind, source_url: str) -> None:
-    """E002/E003/E004: encoding of one file failed, naming the file as the client gave it."""
+def announce_failure(
+    ctx: Context,
+    template: Template,
+    kind: MediaKind,
+    source_url: str,
+    send_fields: dict[str, str] | None = None,
+) -> None:
+    """E002/E003/E004 (E012/E013 for sendMMS): encoding of one file failed, naming the
+    file as the client gave it."""
     code, name_field = FAILURE_CODES[kind]
-    fields = {**_fields(template), name_field: source_url}
+    if send_fields is not None:
+        code = SEND_FAILURE_CODES.get(kind, code)
+    fields = {**_fields(template), name_field: source_url, **(send_fields or {})}
     ctx.events.publish(
         FAILED_EVENT, {"code": code, "account_id": template.account_id, "fields": fields}
     )

@@ -8,17 +8,19 @@ from typing import Final
 from aws_lambda_powertools.metrics import MetricUnit
 
 from mmsapi.errors import ApiError
-from mmsapi.models import ALL_ACTIONS, Account, Dialect
+from mmsapi.models import ALL_ACTIONS, Account, Dialect, Send
 from mmsapi.observability import logger, metrics
 from mmsapi.services.auth import authenticate
 from mmsapi.services.context import Context
 from mmsapi.services.manage import delete_mms, list_templates, parse_mms_id
 from mmsapi.services.save import save_mms
+from mmsapi.services.send import STATUS_DETAILS, send_new, send_saved
 from mmsapi.settings import get_settings
+from mmsapi.tracking import tracking_id
 from mmsapi.xml import render
 from mmsapi.xml.parse import Document, extract_document, parse_document, sniff_dialect
 from mmsapi.xml.render import Field
-from mmsapi.xml.requests import read_save
+from mmsapi.xml.requests import read_save, read_send
 
 DATE_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
 
@@ -68,11 +70,37 @@ def _list(ctx: Context, account: Account, doc: Document) -> list[Field]:
     return fields
 
 
+def _send_fields(send: Send) -> list[Field]:
+    return [
+        ("mms-id", str(send.mms_id)),
+        ("tracking-id", tracking_id(send.send_id)),
+        ("to", send.to),
+        ("from", send.sender),
+        ("status-details", STATUS_DETAILS),
+    ]
+
+
+def _send_saved(ctx: Context, account: Account, doc: Document) -> list[Field]:
+    legacy = doc.dialect is Dialect.LEGACY
+    return _send_fields(send_saved(ctx, account, read_send(doc.root, doc.dialect), legacy=legacy))
+
+
+def _send_new(ctx: Context, account: Account, doc: Document) -> list[Field]:
+    legacy = doc.dialect is Dialect.LEGACY
+    request = read_send(doc.root, doc.dialect)
+    send = send_new(ctx, account, read_save(doc.root), request, legacy=legacy)
+    return _send_fields(send)
+
+
 ACTIONS: Final[dict[str, Action]] = {
     "saveMMS": _save,
+    "sendSavedMMS": _send_saved,
+    "sendMMS": _send_new,
     "deleteMMSID": _delete,
     "getMMSTemplates": _list,
 }
+# Failures of these actions carry the `to` of the request (API-NOTES §2).
+SEND_ACTIONS: Final = frozenset({"sendSavedMMS", "sendMMS"})
 # Action names are matched without regard to case, as legacy clients vary.
 _BY_LOWER: Final = {name.lower(): name for name in ALL_ACTIONS}
 
@@ -80,6 +108,7 @@ _BY_LOWER: Final = {name.lower(): name for name in ALL_ACTIONS}
 def handle(ctx: Context, body: bytes, query: dict[str, str], source_ip: str) -> bytes:
     """Answer one request. Every outcome is an XML answer (API-NOTES §1)."""
     dialect = Dialect.CURRENT
+    to: str | None = None
     try:
         if len(body) > get_settings().max_request_bytes:
             raise ApiError("E100", detail="request body is too large")
@@ -90,6 +119,8 @@ def handle(ctx: Context, body: bytes, query: dict[str, str], source_ip: str) -> 
         if not doc.action:
             raise ApiError("E100", detail="action is required")
         action = _BY_LOWER.get(doc.action.lower(), "")
+        if action in SEND_ACTIONS:
+            to = doc.root.value("to") or ""
         account = authenticate(ctx.accounts, doc.root.value("api-key"), source_ip, action)
         run = ACTIONS.get(action)
         if run is None:
@@ -101,8 +132,8 @@ def handle(ctx: Context, body: bytes, query: dict[str, str], source_ip: str) -> 
     except ApiError as error:
         logger.info("refused", extra={"code": error.code, "info": error.info})
         metrics.add_metric(name="Refused", unit=MetricUnit.Count, value=1)
-        return render.failure(error, dialect)
+        return render.failure(error, dialect, to)
     except Exception:
         logger.exception("internal error")
         metrics.add_metric(name="InternalErrors", unit=MetricUnit.Count, value=1)
-        return render.failure(ApiError("E503"), dialect)
+        return render.failure(ApiError("E503"), dialect, to)

@@ -7,8 +7,9 @@ from functools import cache
 
 from mmsapi.store.accounts import AccountStore
 from mmsapi.store.events import EventPublisher
-from mmsapi.store.ids import IdAllocator
+from mmsapi.store.ids import SEND_IDS, IdAllocator
 from mmsapi.store.media import MediaStore
+from mmsapi.store.sends import SendQueue, SendStore
 from mmsapi.store.templates import TemplateStore
 from mmsapi.store.workflows import EncodeWorkflow
 
@@ -21,6 +22,9 @@ class Context:
     ids: IdAllocator = field(default_factory=IdAllocator)
     events: EventPublisher = field(default_factory=EventPublisher)
     workflow: EncodeWorkflow = field(default_factory=EncodeWorkflow)
+    sends: SendStore = field(default_factory=SendStore)
+    send_ids: IdAllocator = field(default_factory=lambda: IdAllocator(SEND_IDS))
+    send_queue: SendQueue = field(default_factory=SendQueue)
 
 
 @cache

@@ -14,11 +14,12 @@ from typing import Any
 
 from mmsapi.media.transcode import TranscodeError, transcode_audio, transcode_video
 from mmsapi.media.types import STORED_EXTENSION, TIMED_KINDS, MediaKind
-from mmsapi.models import Account, Rendition, Template, TemplateStatus
+from mmsapi.models import Account, Rendition, SendStatus, Template, TemplateStatus
 from mmsapi.observability import logger
 from mmsapi.services.announce import FAILURE_CODES, announce_failure, announce_ready
 from mmsapi.services.context import Context
 from mmsapi.store.media import MediaStore, template_prefix
+from mmsapi.tracking import tracking_id
 
 
 def execution_name(mms_id: int) -> str:
@@ -120,11 +121,31 @@ def finalize(ctx: Context, event: dict[str, Any]) -> dict[str, Any]:
     )
     if not ctx.templates.replace(template, expected=TemplateStatus.ENCODING):
         return {"mms_id": mms_id, "status": "changed"}
-    if failure is None:
+    if template.single_send_id is not None:
+        _release_send(ctx, template, failure)
+    elif failure is None:
         announce_ready(ctx, template)
     else:
         announce_failure(ctx, template, kind, failure["item"]["source_url"])
     return {"mms_id": mms_id, "status": template.status.value}
+
+
+def _release_send(ctx: Context, template: Template, failure: dict[str, Any] | None) -> None:
+    """sendMMS: queue the send that waited for this encoding, or fail it (E012/E013)."""
+    assert template.single_send_id is not None
+    send = ctx.sends.get(template.single_send_id)
+    if send is None or send.status is not SendStatus.WAITING:
+        return
+    if failure is None:
+        send.status = SendStatus.QUEUED
+        if ctx.sends.save(send, expected=SendStatus.WAITING):
+            ctx.send_queue.enqueue(send.send_id)
+        return
+    send.status = SendStatus.FAILED
+    if ctx.sends.save(send, expected=SendStatus.WAITING):
+        kind = MediaKind(failure["item"]["kind"])
+        fields = {"tracking-id": tracking_id(send.send_id), "to": send.to, "from": send.sender}
+        announce_failure(ctx, template, kind, failure["item"]["source_url"], fields)
 
 
 def _apply(template: Template, results: list[dict[str, Any]]) -> None:

@@ -151,7 +151,9 @@ def _slide_text(valid_text: str | None, items: list[_Item]) -> str | None:
     return None
 
 
-def save_mms(ctx: Context, account: Account, request: SaveRequest) -> Template:
+def save_mms(
+    ctx: Context, account: Account, request: SaveRequest, *, single_send_id: int | None = None
+) -> Template:
     valid: ValidSave = validate_save(request, account.limits)
     items = [_Item(s.number, ref) for s in valid.slides for ref in s.media]
     _fetch_all(items, account)
@@ -187,13 +189,15 @@ def save_mms(ctx: Context, account: Account, request: SaveRequest) -> Template:
             slides=slides,
             merge_tags=merge_tags(valid.subject, *(s.text for s in slides)),
             size_bytes=writer.bytes,
+            single_send_id=single_send_id,
         )
         ctx.templates.create(template)
     except BaseException:
         writer.undo()
         raise
     if template.status is TemplateStatus.READY:
-        announce_ready(ctx, template)
+        if single_send_id is None:  # a sendMMS template is not announced: its send is
+            announce_ready(ctx, template)
         return template
     try:
         start_encoding(ctx, template, account)

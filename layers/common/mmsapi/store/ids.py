@@ -16,11 +16,15 @@ from mmsapi.store import aws
 
 # Ids start above this so that they never look like the documents' small examples.
 ID_BASE = 100_000
-COUNTER = "mms-id"
+MMS_IDS = "mms-id"
+SEND_IDS = "send-id"
 
 
 class IdAllocator:
-    def __init__(self, table: str | None = None, block: int | None = None) -> None:
+    def __init__(
+        self, counter: str = MMS_IDS, table: str | None = None, block: int | None = None
+    ) -> None:
+        self.counter = counter
         self.table = table or get_settings().counters_table
         self.block = block or get_settings().id_block_size
         self._next = 0
@@ -39,7 +43,7 @@ class IdAllocator:
         try:
             answer = aws.dynamodb().update_item(
                 TableName=self.table,
-                Key={"name": {"S": COUNTER}},
+                Key={"name": {"S": self.counter}},
                 UpdateExpression="ADD #v :n",
                 ExpressionAttributeNames={"#v": "value"},
                 ExpressionAttributeValues={":n": {"N": str(self.block)}},

@@ -28,6 +28,7 @@ class Node:
     name: str
     raw_text: str = ""
     children: list[Node] = field(default_factory=list)
+    tag: str = ""  # as written, for free-form names (merge tag data)
 
     @property
     def text(self) -> str:
@@ -90,11 +91,11 @@ _PARSER = etree.XMLParser(
 
 
 def _to_node(element: etree._Element) -> Node:
-    name = canonical(etree.QName(element).localname)
+    tag = etree.QName(element).localname
     kids = [c for c in element if isinstance(c.tag, str)]
     if kids:
-        return Node(name, element.text or "", [_to_node(c) for c in kids])
-    return Node(name, "".join(str(t) for t in element.itertext()))
+        return Node(canonical(tag), element.text or "", [_to_node(c) for c in kids], tag)
+    return Node(canonical(tag), "".join(str(t) for t in element.itertext()), tag=tag)
 
 
 def parse_document(document: bytes) -> Document:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mmsapi.media.types import MediaKind
-from mmsapi.models import MediaRef, SaveRequest, SlideSpec
+from mmsapi.models import Dialect, MediaRef, SaveRequest, SendRequest, SlideSpec
 from mmsapi.xml.parse import Node
 
 # Slide child element (canonical name) -> media kind. `message-text` holding a
@@ -54,4 +54,26 @@ def read_save(root: Node) -> SaveRequest:
         disable_fallback_sms_link=root.value("disable-fallback-sms-link"),
         client_reference=root.value("client-reference"),
         slides=[read_slide(i, s) for i, s in enumerate(root.all("slide"), start=1)],
+    )
+
+
+def read_send(root: Node, dialect: Dialect) -> SendRequest:
+    data = root.first("data")
+    return SendRequest(
+        to=root.value("to"),
+        sender=root.value("from"),
+        service_id=root.value("service-id"),
+        # Legacy clients send OPERATORID out of habit: API-NOTES §1 lists it as ignored.
+        operator_id=root.value("operator-id") if dialect is Dialect.CURRENT else None,
+        mms_id=root.value("mms-id"),
+        fallback_sms_text=root.value("fallback-sms-text"),
+        custom_subject=root.value("custom-subject"),
+        custom_texts=[(c.value("slide"), c.value("value")) for c in root.all("custom-text")],
+        # Merge tag names are matched case-insensitively: keep them lower case.
+        data={child.tag.lower(): child.text for child in data.children} if data else {},
+        ddm_force=root.value("ddm-force"),
+        ddm_text=root.value("ddm-message-text"),
+        ddm_subject=root.value("ddm-message-subject"),
+        ddm_timeout=root.value("ddm-message-timeout"),
+        client_reference=root.value("client-reference"),
     )

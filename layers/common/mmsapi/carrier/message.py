@@ -1,0 +1,57 @@
+"""An MMS ready for the air: its parts and the slide layout the SMIL presents.
+
+Built per recipient and handset by the adaptation step, sent by a carrier adapter.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+
+class OsFamily(StrEnum):
+    IOS = "ios"
+    ANDROID = "android"
+    OTHER = "other"
+
+
+class HandsetProfile(BaseModel):
+    """What one class of handset takes (API-NOTES §6)."""
+
+    profile_id: str
+    name: str
+    os: OsFamily = OsFamily.OTHER
+    max_message_bytes: int = 300 * 1024  # on the air: binary parts count size × 1.37 + 814
+    max_image_dimension: int = 640
+    image_types: list[str] = Field(default_factory=lambda: ["image/jpeg", "image/gif", "image/png"])
+    audio_types: list[str] = Field(default_factory=lambda: ["audio/amr", "audio/mpeg"])
+    video_types: list[str] = Field(default_factory=lambda: ["video/3gpp"])
+
+
+class MessagePart(BaseModel):
+    content_id: str  # without angle brackets, e.g. "slide1-image.jpg"
+    content_type: str
+    filename: str
+    data: bytes
+
+
+class SlidePlan(BaseModel):
+    """One slide of the SMIL presentation; each field is a part's content_id."""
+
+    duration: int = 10
+    image: str | None = None
+    video: str | None = None
+    audio: str | None = None
+    text: str | None = None
+    objects: list[str] = Field(default_factory=list)  # vCard/iCal/PDF/Passbook parts
+
+
+class OutgoingMessage(BaseModel):
+    subject: str
+    slides: list[SlidePlan]
+    parts: list[MessagePart]
+
+    def air_bytes(self) -> int:
+        """Estimated size on the air: each binary part costs size × 1.37 + 814 (API-NOTES §5)."""
+        return sum(int(len(p.data) * 1.37) + 814 for p in self.parts)

@@ -1,0 +1,219 @@
+"""sendSavedMMS (and the sending half of sendMMS): check every field, record the send,
+queue it, answer at once. Delivery runs behind the send queue (services/deliver.py)."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import phonenumbers
+
+from mmsapi.errors import ApiError
+from mmsapi.models import (
+    Account,
+    CustomText,
+    DdmRequest,
+    SaveRequest,
+    Send,
+    SendRequest,
+    SendStatus,
+    Template,
+    TemplateStatus,
+)
+from mmsapi.rules import MAX_CLIENT_REFERENCE
+from mmsapi.services.context import Context
+from mmsapi.services.manage import delete_mms, parse_mms_id
+from mmsapi.services.save import save_mms
+
+STATUS_DETAILS: Final = "MMS request accepted and queued for delivery"
+MAX_DDM_TIMEOUT_MINUTES: Final = 24 * 60
+TRUE_FALSE: Final = {
+    "true": True,
+    "yes": True,
+    "1": True,
+    "false": False,
+    "no": False,
+    "0": False,
+    "": False,
+}
+
+
+def recipient(raw: str | None) -> tuple[str, str]:
+    """(E.164 digits without '+', ISO country) of an international number; else E110."""
+    digits = (raw or "").strip().lstrip("+")
+    if digits.startswith("00"):
+        digits = digits[2:]
+    if not digits.isdigit() or not 8 <= len(digits) <= 15:
+        raise ApiError("E110")
+    try:
+        number = phonenumbers.parse("+" + digits)
+    except phonenumbers.NumberParseException:
+        raise ApiError("E110") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ApiError("E110")
+    return digits, phonenumbers.region_code_for_number(number) or ""
+
+
+def shortcode_for(account: Account, requested: str | None, country: str) -> str:
+    """The shortcode to send from: the requested one if it serves the recipient's
+    country, else the account's default shortcode of that country (API-NOTES §6)."""
+    codes = {s.code: s for s in account.shortcodes}
+    chosen = codes.get((requested or "").strip())
+    if chosen is None:
+        raise ApiError("E111")
+    if chosen.country == country:
+        return chosen.code
+    local = [s for s in account.shortcodes if s.country == country]
+    if not local:
+        raise ApiError("E111", detail=f"no shortcode of this account serves country {country}")
+    return next((s for s in local if s.default), local[0]).code
+
+
+def service_id_for(account: Account, raw: str | None, legacy: bool) -> str:
+    value = (raw or "").strip()
+    if not value and legacy:
+        value = account.default_service_id  # the legacy dialect may leave SERVICEID out
+    if not value or value not in {account.default_service_id, *account.service_ids} - {""}:
+        raise ApiError("E627")
+    return value
+
+
+def operator_id_for(account: Account, raw: str | None) -> str:
+    if raw is None:
+        return ""
+    value = raw.strip()
+    if not value.isdigit():
+        raise ApiError("E650")
+    if account.operator_ids and value not in account.operator_ids:
+        raise ApiError("E651")
+    return value
+
+
+def usable_template(ctx: Context, account: Account, raw_mms_id: str | None) -> Template:
+    template = ctx.templates.get(parse_mms_id(raw_mms_id))
+    if template is None or template.account_id != account.account_id:
+        raise ApiError("E241")
+    if template.status is TemplateStatus.ENCODING:
+        raise ApiError("E626")
+    if template.status is not TemplateStatus.READY:
+        # Failed encodings make the mms-id corrupted for good (API-NOTES §5).
+        raise ApiError("E241", detail="its encoding failed" if template.failure_code else None)
+    return template
+
+
+def custom_texts(
+    raw: list[tuple[str | None, str | None]], slides: int, max_chars: int
+) -> list[CustomText]:
+    texts = []
+    for slide, value in raw:
+        if slide is None or value is None:
+            raise ApiError("E100", detail="custom-text needs both value and slide")
+        if not slide.isdigit() or not 1 <= int(slide) <= slides:
+            raise ApiError("E100", detail=f"custom-text slide {slide} is not a slide of the MMS")
+        if len(value) > max_chars:
+            raise ApiError("E228", x=max_chars)
+        texts.append(CustomText(slide=int(slide), value=value))
+    return texts
+
+
+def ddm_for(request: SendRequest) -> DdmRequest | None:
+    given = (request.ddm_text, request.ddm_subject, request.ddm_timeout, request.ddm_force)
+    if all(v is None for v in given):
+        return None
+    force = TRUE_FALSE.get((request.ddm_force or "").strip().lower())
+    if force is None:
+        raise ApiError("E100", detail="ddm-force accepts true or false")
+    if not request.ddm_text:
+        raise ApiError("E100", detail="ddm-message-text is required for a Device Discovery Message")
+    timeout = (request.ddm_timeout or "5").strip()
+    if not timeout.isdigit() or not 1 <= int(timeout) <= MAX_DDM_TIMEOUT_MINUTES:
+        raise ApiError("E100", detail="ddm-message-timeout must be 1 to 1440 minutes")
+    return DdmRequest(
+        text=request.ddm_text,
+        subject=request.ddm_subject or "Device Discovery",
+        timeout_minutes=int(timeout),
+        force=force,
+    )
+
+
+def check_send(
+    ctx: Context,
+    account: Account,
+    request: SendRequest,
+    *,
+    legacy: bool,
+    template: Template | None = None,
+) -> Send:
+    """Every check of a send, in the order the documents list the codes; returns the
+    send ready to be recorded (its id not yet allocated: send_id 0)."""
+    to, country = recipient(request.to)
+    sender = shortcode_for(account, request.sender, country)
+    if to in account.blocked_numbers:
+        raise ApiError("E114")
+    service_id = service_id_for(account, request.service_id, legacy)
+    operator_id = operator_id_for(account, request.operator_id)
+    if template is None:
+        template = usable_template(ctx, account, request.mms_id)
+    fallback = (request.fallback_sms_text or "").strip() or template.fallback_sms_text
+    if not fallback and not template.disable_fallback_sms:
+        raise ApiError("E622")
+    reference = request.client_reference or ""
+    if len(reference) > MAX_CLIENT_REFERENCE:
+        raise ApiError("E100", detail="client-reference is longer than 64 characters")
+    return Send(
+        send_id=0,
+        account_id=account.account_id,
+        mms_id=template.mms_id,
+        to=to,
+        sender=sender,
+        requested_from=(request.sender or "").strip(),
+        service_id=service_id,
+        operator_id=operator_id,
+        fallback_sms_text=fallback,
+        custom_subject=request.custom_subject,
+        custom_texts=custom_texts(
+            request.custom_texts, len(template.slides), account.limits.max_text_chars
+        ),
+        data=request.data,
+        ddm=ddm_for(request),
+        client_reference=reference or template.client_reference,
+    )
+
+
+def accept_send(ctx: Context, send: Send, *, waiting: bool = False) -> Send:
+    """Give the send its id, record it, and queue it (unless it waits for an encoding)."""
+    send.send_id = send.send_id or ctx.send_ids.next_id()
+    send.status = SendStatus.WAITING if waiting else SendStatus.QUEUED
+    ctx.sends.create(send)
+    if not waiting:
+        ctx.send_queue.enqueue(send.send_id)
+    return send
+
+
+def send_saved(ctx: Context, account: Account, request: SendRequest, *, legacy: bool) -> Send:
+    return accept_send(ctx, check_send(ctx, account, request, legacy=legacy))
+
+
+def send_new(
+    ctx: Context, account: Account, save: SaveRequest, request: SendRequest, *, legacy: bool
+) -> Send:
+    """sendMMS: save a template for this one send, then send it (after its encoding)."""
+    # Refuse bad addressing before anything is fetched or stored.
+    to, country = recipient(request.to)
+    shortcode_for(account, request.sender, country)
+    if to in account.blocked_numbers:
+        raise ApiError("E114")
+    service_id_for(account, request.service_id, legacy)
+    operator_id_for(account, request.operator_id)
+    if not (request.fallback_sms_text or "").strip() and (
+        (save.disable_fallback_sms or "").strip().lower() != "yes"
+    ):
+        raise ApiError("E622")
+    send_id = ctx.send_ids.next_id()
+    template = save_mms(ctx, account, save, single_send_id=send_id)
+    try:
+        send = check_send(ctx, account, request, legacy=legacy, template=template)
+    except ApiError:
+        delete_mms(ctx, account, template.mms_id)  # nothing half-made stays behind
+        raise
+    send.send_id = send_id
+    return accept_send(ctx, send, waiting=template.status is TemplateStatus.ENCODING)
