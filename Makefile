@@ -15,7 +15,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export AWS_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY ?= 0
 
-.PHONY: local test lint typecheck cfn unit e2e bench clean
+.PHONY: local test lint typecheck cfn build unit bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -44,10 +44,14 @@ cfn: $(STAMP) $(SAM_STAMP)
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM) validate --lint --template template.yaml --region us-east-1
 
+# sam build needs the runtime's python on PATH (python3.12 from pyenv when present).
+build: $(SAM_STAMP)
+	PATH="$(dir $(PYTHON)):$$PATH" $(SAM) build --template template.yaml --build-dir .aws-sam/build
+
 unit: $(STAMP)
 	$(VENV)/bin/pytest -q
 
-test: lint typecheck cfn unit
+test: lint typecheck cfn build unit
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.save_latency

@@ -204,7 +204,8 @@ def test_send_mms_waits_for_encoding_then_queues_or_fails_with_e012(
     httpserver.expect_request("/a.wav").respond_with_data(tone_wav(), content_type="audio/wav")
     slide = f"<audio><url>{httpserver.url_for('/a.wav')}</url></audio>"
     first, second = (answer(client.post(send_mms_xml(client, slide))) for _ in range(2))
-    sends = [client.ctx.sends.get(parse_tracking_id(g["tracking-id"]) or 0) for g in (first, second)]
+    ids = [parse_tracking_id(g["tracking-id"]) or 0 for g in (first, second)]
+    sends = [client.ctx.sends.get(send_id) for send_id in ids]
     assert [s.status for s in sends if s] == [SendStatus.WAITING, SendStatus.WAITING]
     assert queued(stack) == []
     # When the first encodes and the second fails

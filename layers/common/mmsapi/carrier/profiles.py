@@ -59,12 +59,16 @@ PROFILES: Final[dict[str, HandsetProfile]] = {
         _profile("iphone", "iPhone", _IOS, 1024, 1600, _MP3_FIRST, _MP4_FIRST),
         _profile("android", "Android phone", _ANDROID, 1024, 1280, _MP3_FIRST, _MP4_FIRST),
         _profile("android_tablet", "Android tablet", _ANDROID, 1024, 1600, _MP3_FIRST, _MP4_FIRST),
-        _profile("android_legacy", "Android 7 or older", _ANDROID, 600, 1024, _MP3_FIRST, _MP4_FIRST),
+        _profile(
+            "android_legacy", "Android 7 or older", _ANDROID, 600, 1024, _MP3_FIRST, _MP4_FIRST
+        ),
         _profile("windows_phone", "Windows Phone", _OTHER, 600, 1024, _MP3_FIRST, _MP4_FIRST),
         _profile("blackberry", "BlackBerry", _OTHER, 600, 1024, _MP3_FIRST, _MP4_FIRST),
         _profile("kaios", "KaiOS phone", _OTHER, 600, 640, _MP3_FIRST, _MP4_FIRST),
         # H.263 QCIF 3GP and AMR only: what every MMS feature phone plays.
-        _profile("feature_phone", "Feature phone", _OTHER, 300, 320, ("audio/amr",), ("video/3gpp",)),
+        _profile(
+            "feature_phone", "Feature phone", _OTHER, 300, 320, ("audio/amr",), ("video/3gpp",)
+        ),
         # No video at all: a video template does not fit and goes as SMS with a link.
         _profile("basic_phone", "Basic MMS phone", _OTHER, 100, 240, ("audio/amr",), ()),
     )
@@ -89,7 +93,10 @@ _MATCHERS: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
         (r"kaios", "kaios"),
         (r"windows ?phone|iemobile|lumia", "windows_phone"),
         (r"blackberry|\bbb10\b|rim\.net", "blackberry"),
-        (r"\bsm-[tx]\d|\bgt-p\d|\bgt-n[58]\d|tablet|nexus (?:7|9|10)\b|pixel c\b", "android_tablet"),
+        (
+            r"\bsm-[tx]\d|\bgt-p\d|\bgt-n[58]\d|tablet|nexus (?:7|9|10)\b|pixel c\b",
+            "android_tablet",
+        ),
         (r"android [1-7](?:[.;) ]|$)", "android_legacy"),
         (r"android", "android"),
         (r"up\.browser/[1-5]\.|midp-1\.", "basic_phone"),

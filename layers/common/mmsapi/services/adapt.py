@@ -16,8 +16,8 @@ dropping content, the cheapest loss first:
 If even that does not fit, DoesNotFit: the caller sends the fallback SMS with a link.
 
 The binary parts depend only on (template, profile), not on the recipient, so
-they are cached per (mms_id, profile_id) (mmsapi.services.rendition_cache
-holds the S3 and in-memory caches); texts and links are added on every call.
+they are cached per (mms_id, profile_id), in S3 and in memory (rendition_cache.py);
+texts and links are added on every call. A cache hit encodes nothing.
 """
 
 from __future__ import annotations
@@ -26,9 +26,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final, Protocol
-
-from pydantic import BaseModel, Field
+from typing import Final
 
 from mmsapi.carrier.message import HandsetProfile, MessagePart, OutgoingMessage, SlidePlan
 from mmsapi.carrier.profiles import BINARY_OBJECTS
@@ -38,6 +36,23 @@ from mmsapi.media.transcode import MAX_SECONDS, VIDEO_3GP_BUDGET_BYTES, transcod
 from mmsapi.media.types import OBJECT_KINDS, STORED_EXTENSION, TIMED_KINDS, MediaKind
 from mmsapi.models import StoredMedia, Template
 from mmsapi.observability import logger
+from mmsapi.services.rendition_cache import (
+    Adapted,
+    AdaptedPart,
+    LruRenditionCache,
+    RenditionCache,
+    S3RenditionCache,
+)
+
+__all__ = [
+    "Adapted",
+    "AdaptedPart",
+    "DoesNotFit",
+    "LruRenditionCache",
+    "RenditionCache",
+    "S3RenditionCache",
+    "adapt_message",
+]
 
 AIR_FACTOR: Final = 1.37  # base64 on the air...
 PART_OVERHEAD: Final = 814  # ...plus each part's headers (API-NOTES §5)
@@ -71,29 +86,6 @@ class AdaptStats:
 
 
 STATS: Final = AdaptStats()
-
-
-class AdaptedPart(BaseModel):
-    slide: int  # 1-based
-    kind: MediaKind
-    part: MessagePart
-
-
-class Adapted(BaseModel):
-    """The binary parts of one template for one profile, or why it cannot fit."""
-
-    parts: list[AdaptedPart] = Field(default_factory=list)
-    does_not_fit: str = ""
-
-    @property
-    def size(self) -> int:
-        return sum(len(p.part.data) for p in self.parts)
-
-
-class RenditionCache(Protocol):
-    def get(self, template: Template, profile_id: str) -> Adapted | None: ...
-
-    def put(self, template: Template, profile_id: str, adapted: Adapted) -> None: ...
 
 
 def adapt_message(
@@ -228,7 +220,9 @@ def _compose(
     slides: list[SlidePlan] = []
     parts: list[MessagePart] = []
     for n, slide in enumerate(template.slides, start=1):
-        image, video, audio = (by_key.get((n, k)) for k in (MediaKind.IMAGE, MediaKind.VIDEO, MediaKind.AUDIO))
+        image, video, audio = (
+            by_key.get((n, k)) for k in (MediaKind.IMAGE, MediaKind.VIDEO, MediaKind.AUDIO)
+        )
         mine = [m for s, m in objects if s == n]
         sent = [by_key[(n, m.kind)] for m in mine if (n, m.kind) in by_key]
         text = _slide_text(texts[n - 1], [links(n, m) for m in mine if (n, m.kind) not in by_key])
