@@ -202,7 +202,10 @@ class SimulatedMmsc:
         server = _MmscServer(("127.0.0.1", port), self)
         self._server = server
         self._stopping.clear()
-        thread = threading.Thread(target=server.serve_forever, name="mmsc", daemon=True)
+        # A short poll interval: stop() returns promptly (tests start and stop it often).
+        thread = threading.Thread(
+            target=server.serve_forever, args=(0.05,), name="mmsc", daemon=True
+        )
         thread.start()
         self._threads.append(thread)
         return self.url

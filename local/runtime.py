@@ -28,6 +28,7 @@ import errno
 import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -52,6 +53,9 @@ from local.stack import Stack, TemplateError, provision
 
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
+
+    from local.mmsc import SimulatedMmsc
+    from local.sms import SimulatedSmsGateway
 
 STACK_NAME = "mmsapi-local"
 REGION = "us-east-1"
@@ -225,6 +229,9 @@ class Runtime:
         self.stop_event = threading.Event()
         self.api_server: ApiServer | None = None
         self.moto: ThreadedMotoServer | None = None
+        self.mmsc: SimulatedMmsc | None = None
+        self.mmsc_url = ""
+        self.sms: SimulatedSmsGateway | None = None
         self.threads: list[threading.Thread] = []
         self.stack: Stack | None = None
         self.functions: dict[str, LocalFunction] = {}
@@ -246,6 +253,9 @@ class Runtime:
         self._start_aws()
         self.stack = provision(STACK_NAME)
         self.environment = function_environment(self.stack)
+        # Links in fallback SMS point at this runtime's own hosted pages.
+        self.environment["MMS_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{settings.port}"
+        self.environment.update(self._start_carrier())
         os.environ.update(self.environment)
         reset_product_caches()
         self.demo = self._create_demo_account()
@@ -351,6 +361,29 @@ class Runtime:
         partial.replace(path)
         self.state_written = True
 
+    def _start_carrier(self) -> dict[str, str]:
+        """The simulated MMSC and SMS gateway, unless MMS_MM7_URL names a real MMSC."""
+        from local.mmsc import SimulatedMmsc, rules_from_env
+        from local.sms import SimulatedSmsGateway
+
+        token = secrets.token_urlsafe(24)
+        api = f"http://127.0.0.1:{self.settings.port}"
+        env = {"MMS_CARRIER_REPORT_TOKEN": token}
+        real_mmsc = os.environ.get("MMS_MM7_URL", "")
+        if real_mmsc:
+            env["MMS_MM7_URL"] = real_mmsc
+        else:
+            rules = rules_from_env(os.environ.get("MMS_LOCAL_MMSC_RULES", "") or "[]")
+            self.mmsc = SimulatedMmsc(self.settings.data_dir, f"{api}/carrier/mm7/{token}", rules)
+            env["MMS_MM7_URL"] = self.mmsc_url = self.mmsc.start()
+        self.sms = SimulatedSmsGateway(
+            self.settings.data_dir,
+            f"{api}/carrier/sms/{token}",
+            fail_pattern=os.environ.get("MMS_LOCAL_SMS_FAIL", ""),
+        )
+        env["MMS_SMS_URL"] = self.sms.start()
+        return env
+
     # ------------------------------------------------------------ stop
 
     def stop(self) -> None:
@@ -361,6 +394,10 @@ class Runtime:
             self.api_server.server_close()
         for thread in self.threads:
             thread.join(timeout=POLL_WAIT_SECONDS + 3)
+        for carrier in (self.mmsc, self.sms):
+            if carrier is not None:
+                with contextlib.suppress(Exception):
+                    carrier.stop()
         if self.moto is not None:
             with contextlib.suppress(Exception):
                 self.moto.stop()
@@ -386,6 +423,14 @@ class Runtime:
             "  Postback URL     " + (self.demo.postback_url or "none: set MMS_LOCAL_POSTBACK_URL"),
             f"  Postback secret  {self.demo.postback_secret}",
             "                   (X-MMS-Signature: sha256=HMAC-SHA256 of the body with it)",
+            "  Carrier          "
+            + (
+                f"simulated MMSC {self.mmsc_url} (what it received: {self.settings.data_dir}/mmsc/;"
+                " outcomes per number: MMS_LOCAL_MMSC_RULES)"
+                if self.mmsc is not None
+                else f"real MMSC {os.environ.get('MMS_MM7_URL', '')}"
+            ),
+            f"  Fallback SMS     simulated gateway (what it sent: {self.settings.data_dir}/sms/)",
             f"  Embedded AWS     {endpoint}   (moto; dashboard {endpoint}/moto-api/)",
             f"  Media bucket     s3://{bucket}",
             f"    aws --endpoint-url {endpoint} s3 ls s3://{bucket} --recursive",

@@ -24,18 +24,23 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
 from lxml import etree
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from mmsapi.media.ffmpeg import probe
 from tests.media import VCARD, photo_jpeg, tone_wav
+from tests.media_av import make_media
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "qTFkykO9JTfahCOqJ0V2Wf5Cg1t8iWlZ"
 START_TIMEOUT = 60.0
 POSTBACK_TIMEOUT = 20.0
+ENCODE_TIMEOUT = 120.0
 
 
 # ---------------------------------------------------------------- the runtime under test
@@ -107,6 +112,31 @@ class LocalRuntime:
             assert response.status == 200
             data: bytes = response.read()
             return data
+
+    def _aws(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Connection settings of the runtime's embedded AWS, and its environment."""
+        state = json.loads(self.state_file.read_text())
+        connection = {
+            "endpoint_url": state["aws_endpoint"],
+            "region_name": "us-east-1",
+            "aws_access_key_id": "testing",
+            "aws_secret_access_key": "testing",
+        }
+        return connection, state["environment"]
+
+    def template(self, mms_id: str) -> dict[str, Any]:
+        connection, env = self._aws()
+        item = boto3.client("dynamodb", **connection).get_item(
+            TableName=env["MMS_TEMPLATES_TABLE"], Key={"mms_id": {"N": mms_id}}
+        )["Item"]
+        doc: dict[str, Any] = json.loads(item["doc"]["S"])
+        return doc
+
+    def media(self, key: str) -> bytes:
+        connection, env = self._aws()
+        s3 = boto3.client("s3", **connection)
+        data: bytes = s3.get_object(Bucket=env["MMS_MEDIA_BUCKET"], Key=key)["Body"].read()
+        return data
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         """A command line of the project (admin, invoke) beside the running runtime."""
@@ -192,9 +222,17 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
         web.stop()
 
 
-def save_xml(web: HTTPServer, *, audio: bool, name: str = "FuelTheFire") -> str:
+def save_xml(
+    web: HTTPServer,
+    *,
+    audio: bool,
+    name: str = "FuelTheFire",
+    video: str = "",
+    audio_path: str = "/audio/1.wav",
+) -> str:
     """The saveMMS example of the API documents (000), its media on the local server."""
-    audio_element = f"<audio><url>{web.url_for('/audio/1.wav')}</url></audio>" if audio else ""
+    audio_element = f"<audio><url>{web.url_for(audio_path)}</url></audio>" if audio else ""
+    video_slide = f"<slide><video><url>{web.url_for(video)}</url></video></slide>" if video else ""
     return f"""<request>
     <action>saveMMS</action>
     <api-key>{KEY}</api-key>
@@ -211,13 +249,20 @@ def save_xml(web: HTTPServer, *, audio: bool, name: str = "FuelTheFire") -> str:
         <vcard><url>{web.url_for("/2.vcf")}</url></vcard>
         <duration>10</duration>
     </slide>
+    {video_slide}
 </request>"""
 
 
 @pytest.fixture(scope="module")
-def media(runtime: LocalRuntime) -> HTTPServer:
-    """Given the example's picture, sound and contact card on the local server."""
+def media(runtime: LocalRuntime, tmp_path_factory: pytest.TempPathFactory) -> HTTPServer:
+    """Given the example's picture, sound and contact card on the local server, a video
+    made by ffmpeg, and a file that claims to be MP3 but is not."""
     web = runtime.web
+    video = make_media(tmp_path_factory.mktemp("av"), "h264_aac.mp4").read_bytes()
+    web.expect_request("/video/1.mp4").respond_with_data(video, content_type="video/mp4")
+    web.expect_request("/audio/broken.mp3").respond_with_data(
+        b"ID3" + b"\x00not audio" * 300, content_type="audio/mpeg"
+    )
     web.expect_request("/images/1.jpg").respond_with_data(photo_jpeg(), content_type="image/jpeg")
     web.expect_request("/audio/1.wav").respond_with_data(tone_wav(), content_type="audio/x-wav")
     web.expect_request("/2.vcf").respond_with_data(VCARD, content_type="text/x-vcard")
@@ -231,24 +276,69 @@ def is_n003_for(mms_id: str) -> Callable[[Postback], bool]:
 # ---------------------------------------------------------------- over HTTP
 
 
+def send_xml(mms_id: str) -> str:
+    return (
+        f"<request><action>sendSavedMMS</action><api-key>{KEY}</api-key><mms-id>{mms_id}</mms-id>"
+        "<to>14044790000</to><from>28444</from><service-id>12345</service-id>"
+        "<fallback-sms-text>See it here</fallback-sms-text></request>"
+    )
+
+
 @pytest.mark.e2e
-def test_seed_example_with_audio_is_saved_and_stays_locked(
-    runtime: LocalRuntime, media: HTTPServer
+def test_seed_example_with_audio_and_video_is_locked_then_encoded(
+    runtime: LocalRuntime, media: HTTPServer, tmp_path: Path
 ) -> None:
-    # Given the documents' saveMMS example, with audio
-    xml = save_xml(media, audio=True)
+    # Given the documents' saveMMS example (image + audio) with a video slide added
+    xml = save_xml(media, audio=True, video="/video/1.mp4")
     # When it is posted to the API
     root, got = answer(runtime.post("/ep/v1/", xml))
-    # Then it is saved
     assert (root, got["status"]) == ("response", "Success"), got
-    locked_id = got["mms-id"]
-    assert locked_id.isdigit()
-    # And, once a text-only template saved after it has been announced,
-    marker = "<slide><message-text>marker</message-text></slide>"
-    _, marked = answer(runtime.post("/ep/v1/", xml.split("<slide>")[0] + marker + "</request>"))
-    runtime.postbacks.wait_for(is_n003_for(marked["mms-id"]), POSTBACK_TIMEOUT)
-    # no N003 was sent for it: it waits for its audio to be encoded
-    assert [p for p in runtime.postbacks.all() if p.fields.get("mms-id") == locked_id] == []
+    mms_id = got["mms-id"]
+    # Then sending it at once is refused: encoding in progress
+    _, refused = answer(runtime.post("/ep/v1/", send_xml(mms_id)))
+    assert refused["error-code"] == "E626", refused
+    # And N003 arrives once the state machine has encoded audio and video
+    runtime.postbacks.wait_for(is_n003_for(mms_id), ENCODE_TIMEOUT)
+    template = runtime.template(mms_id)
+    assert template["status"] == "ready"
+    # And each slide lasts as long as its media (1 s of tone, 2 s of video), not the 5 s given
+    assert [s["duration"] for s in template["slides"]] == [1, 10, 2]
+    # And the renditions are in S3, with the codecs ffprobe finds in them
+    codecs = {}
+    for slide in template["slides"]:
+        for item in slide["media"]:
+            for rendition in item["renditions"]:
+                path = tmp_path / rendition["key"].rsplit("/", 1)[1]
+                path.write_bytes(runtime.media(rendition["key"]))
+                assert path.stat().st_size == rendition["bytes"]
+                found = probe(path)
+                codecs[rendition["profile"]] = {s.codec_name for s in found.streams}
+    assert codecs["mp3"] == {"mp3"}
+    assert codecs["amr"] == {"amr_nb"}
+    assert "h264" in codecs["mp4"]
+    assert "amr_nb" in codecs["3gp"]
+    # And now it can be sent
+    _, accepted = answer(runtime.post("/ep/v1/", send_xml(mms_id)))
+    assert accepted["status"] == "Success", accepted
+
+
+@pytest.mark.e2e
+def test_corrupt_audio_gives_e002_and_an_unusable_template(
+    runtime: LocalRuntime, media: HTTPServer
+) -> None:
+    # Given the example whose audio URL serves something that is not audio
+    xml = save_xml(media, audio=True, audio_path="/audio/broken.mp3", name="broken")
+    _, got = answer(runtime.post("/ep/v1/", xml))
+    assert got["status"] == "Success", got
+    # When its encoding ends, Then E002 names the audio URL
+    postback = runtime.postbacks.wait_for(
+        lambda p: p.fields.get("code") == "E002" and p.fields.get("mms-id") == got["mms-id"],
+        ENCODE_TIMEOUT,
+    )
+    assert postback.fields["audio-name"] == media.url_for("/audio/broken.mp3")
+    # And the mms-id cannot be sent
+    _, refused = answer(runtime.post("/ep/v1/", send_xml(got["mms-id"])))
+    assert refused["error-code"] == "E241", refused
 
 
 @pytest.mark.e2e

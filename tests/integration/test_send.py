@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -22,25 +23,38 @@ UK = "447400123456"
 
 
 def saved(client: Client, extra: str = "") -> int:
-    got = answer(client.post(
-        f"<request><action>saveMMS</action><api-key>{client.api_key}</api-key><name>n</name>"
-        f"<message-subject>Hi {{$firstname|you}}</message-subject>{extra}"
-        "<slide><message-text>one</message-text></slide>"
-        "<slide><message-text>two</message-text></slide></request>"))
+    got = answer(
+        client.post(
+            f"<request><action>saveMMS</action><api-key>{client.api_key}</api-key><name>n</name>"
+            f"<message-subject>Hi {{$firstname|you}}</message-subject>{extra}"
+            "<slide><message-text>one</message-text></slide>"
+            "<slide><message-text>two</message-text></slide></request>"
+        )
+    )
     assert got["status"] == "Success", got
     return int(got["mms-id"])
 
 
-def send_xml(client: Client, mms_id: int | str | None, fields: dict[str, str | None] | None = None,
-             extra: str = "") -> str:
-    values: dict[str, str | None] = {"to": US, "from": "28444", "service-id": "12345",
-                                     "fallback-sms-text": "See it here"}
+def send_xml(
+    client: Client,
+    mms_id: int | str | None,
+    fields: Mapping[str, str | None] | None = None,
+    extra: str = "",
+) -> str:
+    values: dict[str, str | None] = {
+        "to": US,
+        "from": "28444",
+        "service-id": "12345",
+        "fallback-sms-text": "See it here",
+    }
     values.update(fields or {})
     if mms_id is not None:
         values["mms-id"] = str(mms_id)
     body = "".join(f"<{k}>{v}</{k}>" for k, v in values.items() if v is not None)
-    return (f"<request><action>sendSavedMMS</action><api-key>{client.api_key}</api-key>"
-            f"{body}{extra}</request>")
+    return (
+        f"<request><action>sendSavedMMS</action><api-key>{client.api_key}</api-key>"
+        f"{body}{extra}</request>"
+    )
 
 
 def queued(stack: Stack) -> list[int]:
@@ -55,9 +69,18 @@ def test_accepted_send_is_recorded_queued_and_answered_like_the_documents(
     # Given a saved template
     mms_id = saved(client, "<client-reference>camp</client-reference>")
     # When it is sent with custom text, subject and merge data
-    got = answer(client.post(send_xml(client, mms_id, extra=(
-        "<custom-text><value>My custom text</value><slide>1</slide></custom-text>"
-        "<custom-subject>Custom</custom-subject><data><FirstName>Bill</FirstName></data>"))))
+    got = answer(
+        client.post(
+            send_xml(
+                client,
+                mms_id,
+                extra=(
+                    "<custom-text><value>My custom text</value><slide>1</slide></custom-text>"
+                    "<custom-subject>Custom</custom-subject><data><FirstName>Bill</FirstName></data>"
+                ),
+            )
+        )
+    )
     # Then the answer has the documented fields and a tracking-id of the MMS_<n> shape
     assert list(got) == ["status", "mms-id", "tracking-id", "to", "from", "status-details"]
     assert got["status-details"] == "MMS request accepted and queued for delivery"
@@ -76,10 +99,13 @@ def test_accepted_send_is_recorded_queued_and_answered_like_the_documents(
 
 def test_legacy_send_needs_no_serviceid_and_takes_the_templates_fallback(client: Client) -> None:
     mms_id = saved(client, "<fallback-sms-text>From the template</fallback-sms-text>")
-    got = answer(client.post(
-        f"<REQUEST><ACTION>sendSavedMMS</ACTION><API_KEY>{client.api_key}</API_KEY>"
-        f"<MMSID>{mms_id}</MMSID><TO>{US}</TO><FROM>28444</FROM>"
-        "<OPERATORID>not-checked-in-legacy</OPERATORID><CAMPAIGNREF>x</CAMPAIGNREF></REQUEST>"))
+    got = answer(
+        client.post(
+            f"<REQUEST><ACTION>sendSavedMMS</ACTION><API_KEY>{client.api_key}</API_KEY>"
+            f"<MMSID>{mms_id}</MMSID><TO>{US}</TO><FROM>28444</FROM>"
+            "<OPERATORID>not-checked-in-legacy</OPERATORID><CAMPAIGNREF>x</CAMPAIGNREF></REQUEST>"
+        )
+    )
     assert got["STATUS"] == "Success", got
     send = client.ctx.sends.get(parse_tracking_id(got["TRACKINGID"]) or 0)
     assert send is not None
@@ -131,15 +157,17 @@ def test_blacklisted_and_unknown_operator(client: Client) -> None:
     assert answer(client.post(send_xml(client, mms_id, other)))["status"] == "Success"
 
 
-@pytest.mark.parametrize(("mms_id", "code"), [(None, "E620"), ("", "E620"), ("abc", "E241"),
-                                              ("999999999", "E241")])
+@pytest.mark.parametrize(
+    ("mms_id", "code"), [(None, "E620"), ("", "E620"), ("abc", "E241"), ("999999999", "E241")]
+)
 def test_mms_id_checks(client: Client, mms_id: str | None, code: str) -> None:
     assert answer(client.post(send_xml(client, mms_id)))["error-code"] == code
 
 
 def test_another_accounts_template_is_e241(client: Client) -> None:
-    _, other_key = create_account(client.ctx.accounts, "other",
-                                  shortcodes=[Shortcode(code="28444")], service_id="12345")
+    _, other_key = create_account(
+        client.ctx.accounts, "other", shortcodes=[Shortcode(code="28444")], service_id="12345"
+    )
     mms_id = saved(client)
     client.api_key = other_key
     assert answer(client.post(send_xml(client, mms_id)))["error-code"] == "E241"
@@ -157,10 +185,13 @@ def test_custom_text_must_name_a_slide_and_fit(client: Client) -> None:
 
 def audio_template(client: Client, httpserver: HTTPServer) -> int:
     httpserver.expect_request("/a.wav").respond_with_data(tone_wav(), content_type="audio/wav")
-    got = answer(client.post(
-        f"<request><action>saveMMS</action><api-key>{client.api_key}</api-key><name>a</name>"
-        f"<message-subject>s</message-subject><slide><audio><url>{httpserver.url_for('/a.wav')}"
-        "</url></audio></slide></request>"))
+    got = answer(
+        client.post(
+            f"<request><action>saveMMS</action><api-key>{client.api_key}</api-key><name>a</name>"
+            f"<message-subject>s</message-subject><slide><audio><url>{httpserver.url_for('/a.wav')}"
+            "</url></audio></slide></request>"
+        )
+    )
     return int(got["mms-id"])
 
 
@@ -176,16 +207,24 @@ def test_template_still_encoding_is_e626_and_failed_is_e241(
     template = client.ctx.templates.get(mms_id)
     assert template is not None
     items = encoding_input(template, client.account)["items"]
-    finalize(client.ctx, {"mms_id": mms_id, "account_id": template.account_id,
-                          "results": [{"ok": False, "item": items[0], "error": "bad"}]})
+    finalize(
+        client.ctx,
+        {
+            "mms_id": mms_id,
+            "account_id": template.account_id,
+            "results": [{"ok": False, "item": items[0], "error": "bad"}],
+        },
+    )
     assert answer(client.post(send_xml(client, mms_id)))["error-code"] == "E241"
 
 
 def send_mms_xml(client: Client, slide: str, fields: str = "") -> str:
-    return (f"<request><action>sendMMS</action><api-key>{client.api_key}</api-key>"
-            f"<to>{US}</to><from>28444</from><service-id>12345</service-id><name>once</name>"
-            f"<fallback-sms-text>see</fallback-sms-text><message-subject>s</message-subject>"
-            f"{fields}<slide>{slide}</slide></request>")
+    return (
+        f"<request><action>sendMMS</action><api-key>{client.api_key}</api-key>"
+        f"<to>{US}</to><from>28444</from><service-id>12345</service-id><name>once</name>"
+        f"<fallback-sms-text>see</fallback-sms-text><message-subject>s</message-subject>"
+        f"{fields}<slide>{slide}</slide></request>"
+    )
 
 
 def test_send_mms_saves_and_queues_in_one_call(client: Client, stack: Stack) -> None:
@@ -214,11 +253,28 @@ def test_send_mms_waits_for_encoding_then_queues_or_fails_with_e012(
         assert template is not None
         assert template.status is TemplateStatus.ENCODING
         item = encoding_input(template, client.account)["items"][0]
-        result = ({"ok": True, "item": item, "duration_seconds": 1.0, "renditions": [
-            {"key": "k", "content_type": "audio/mpeg", "profile": "mp3", "codec": "mp3",
-             "bytes": 10}]} if ok else {"ok": False, "item": item, "error": "bad"})
-        finalize(client.ctx, {"mms_id": template.mms_id, "account_id": template.account_id,
-                              "results": [result]})
+        result = (
+            {
+                "ok": True,
+                "item": item,
+                "duration_seconds": 1.0,
+                "renditions": [
+                    {
+                        "key": "k",
+                        "content_type": "audio/mpeg",
+                        "profile": "mp3",
+                        "codec": "mp3",
+                        "bytes": 10,
+                    }
+                ],
+            }
+            if ok
+            else {"ok": False, "item": item, "error": "bad"}
+        )
+        finalize(
+            client.ctx,
+            {"mms_id": template.mms_id, "account_id": template.account_id, "results": [result]},
+        )
     # Then the first is queued, the second failed with E012 naming its tracking-id
     assert queued(stack) == [parse_tracking_id(first["tracking-id"])]
     [event] = postback_events(stack)
@@ -227,8 +283,13 @@ def test_send_mms_waits_for_encoding_then_queues_or_fails_with_e012(
 
 
 def test_send_mms_with_bad_addressing_stores_nothing(client: Client, stack: Stack) -> None:
-    got = answer(client.post(send_mms_xml(client, "<message-text>x</message-text>")
-                             .replace(f"<to>{US}</to>", "<to>123</to>")))
+    got = answer(
+        client.post(
+            send_mms_xml(client, "<message-text>x</message-text>").replace(
+                f"<to>{US}</to>", "<to>123</to>"
+            )
+        )
+    )
     assert (got["error-code"], got["to"]) == ("E110", "123")
     total, _ = client.ctx.templates.page(client.account.account_id, None, 1, 10)
     assert total == 0

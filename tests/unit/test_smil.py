@@ -22,12 +22,16 @@ def tree(smil: str) -> etree._Element:
     return etree.fromstring(smil.encode())
 
 
+def attributes(element: etree._Element) -> dict[str, str]:
+    return {str(k): str(v) for k, v in element.attrib.items()}
+
+
 def regions(smil: str) -> dict[str, dict[str, str]]:
-    return {r.get("id", ""): dict(r.attrib) for r in tree(smil).iter("region")}
+    return {r.get("id", ""): attributes(r) for r in tree(smil).iter("region")}
 
 
 def slide_elements(smil: str) -> list[list[tuple[str, dict[str, str]]]]:
-    return [[(e.tag, dict(e.attrib)) for e in par] for par in tree(smil).iter("par")]
+    return [[(str(e.tag), attributes(e)) for e in par] for par in tree(smil).iter("par")]
 
 
 def test_image_and_text_exactly() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -224,6 +225,7 @@ class TemplateSummary(BaseModel):
 class SendStatus(StrEnum):
     WAITING = "waiting"  # sendMMS: its template is still encoding
     QUEUED = "queued"
+    SUBMITTING = "submitting"  # claimed by one delivery worker: nobody else sends it
     DISCOVERING = "discovering"  # Device Discovery Message out, waiting for its report
     SENT = "sent"  # accepted by the carrier (MMS) or the SMS gateway (fallback)
     DELIVERED = "delivered"
@@ -263,5 +265,7 @@ class Send(BaseModel):
     sent_as: str = ""  # MMS or SMS
     carrier_message_id: str = ""
     handset: str = ""
+    # The hosted page of this send (fallback SMS link): f"{send_id}.{view_secret}".
+    view_secret: str = Field(default_factory=lambda: secrets.token_urlsafe(18))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

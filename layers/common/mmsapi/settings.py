@@ -43,6 +43,25 @@ class Settings(BaseSettings):
     # Template ids are taken from the counter table in blocks of this size.
     id_block_size: int = 100
 
+    # The carrier: MM7 to the MMSC (API-NOTES §9).
+    mm7_url: str = ""
+    mm7_username: str = ""
+    mm7_password: str = ""
+    mm7_version: str = "6.8.0"
+    mm7_vasp_id: str = "mmsapi"
+    mm7_vas_id: str = "mmsapi"
+    mm7_timeout: float = 20.0
+    # Delivery reports are accepted only on routes carrying this token.
+    carrier_report_token: str = ""
+    # Fallback SMS: a simulated gateway's URL locally, else AWS End User Messaging.
+    sms_url: str = ""
+    sms_configuration_set: str = ""
+
+    # The hosted page behind fallback SMS links (API-NOTES §6).
+    public_base_url: str = "http://127.0.0.1:3000"
+    view_link_days: int = 365
+    view_media_url_seconds: int = 3600
+
     # Postbacks (API-NOTES §7): answer within this many seconds or be retried.
     postback_timeout: float = 10.0
     postback_user_agent: str = "mmsapi-postback/1.0"

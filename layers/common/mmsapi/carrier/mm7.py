@@ -644,7 +644,9 @@ def _payload(part: EmailMessage) -> bytes:
 
 def _soap_bytes(body: bytes, content_type: str) -> bytes:
     """The SOAP envelope of a plain or a multipart (SOAP-with-attachments) body."""
-    if not content_type.lower().lstrip().startswith("multipart/"):
+    multipart = content_type.lower().lstrip().startswith("multipart/")
+    # Operators label bare XML multipart/related too (sinch/docs' report example does).
+    if not multipart or body.lstrip(b"\xef\xbb\xbf\xff\xfe \t\r\n").startswith(b"<"):
         return body
     entity = _mime(body, content_type)
     return _payload(_start(entity, _subparts(entity)))

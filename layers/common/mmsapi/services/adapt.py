@@ -132,10 +132,14 @@ def _adapted(
     try:
         plan = _Plan.start(template, profile, texts, links, _Memo(load))
         fitted = plan.fit()
-        for step in (plan.smaller_video, plan.smaller_audio, plan.reencode_video):
-            while fitted is None and step():
-                fitted = plan.fit()
-        for step in (plan.link_largest_object, plan.tiny_images):
+        steps = (
+            plan.smaller_video,
+            plan.smaller_audio,
+            plan.reencode_video,
+            plan.link_largest_object,
+            plan.tiny_images,
+        )
+        for step in steps:  # in the order of the module's docstring
             while fitted is None and step():
                 fitted = plan.fit()
         if fitted is None:
@@ -161,7 +165,8 @@ def _raw(air: int) -> int:
 
 
 def _content_id(slide: int, kind: MediaKind, content_type: str) -> str:
-    return f"s{slide}-{kind.value}.{STORED_EXTENSION.get(content_type, 'bin')}"
+    mime = content_type.split(";", 1)[0]
+    return f"s{slide}-{kind.value}.{STORED_EXTENSION.get(mime, 'bin')}"
 
 
 def _part(slide: int, kind: MediaKind, content_type: str, data: bytes) -> AdaptedPart:

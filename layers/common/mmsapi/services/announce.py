@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from mmsapi.media.types import MediaKind
-from mmsapi.models import Template
+from mmsapi.models import Send, Template
 from mmsapi.services.context import Context
+from mmsapi.tracking import tracking_id
 
 READY_EVENT = "TemplateReady"
 FAILED_EVENT = "EncodingFailed"
@@ -49,3 +52,37 @@ def announce_failure(
     ctx.events.publish(
         FAILED_EVENT, {"code": code, "account_id": template.account_id, "fields": fields}
     )
+
+
+SEND_EVENT = "SendStatus"
+
+
+def announce_send(
+    ctx: Context,
+    send: Send,
+    code: str,
+    status: str,
+    *,
+    sent_as: str | None = None,
+    details: str | None = None,
+    handset: str | None = None,
+) -> None:
+    """N101/N102/E101/E102/N202/E202 (and the DDM's N501/N502/E501/E502) of one send."""
+    fields = {
+        "status": status,
+        "mms-id": str(send.mms_id),
+        "from": send.sender,
+        "to": send.to,
+        "tracking-id": tracking_id(send.send_id),
+        "operator-id": send.operator_id,
+        "timestamp": datetime.now(UTC).astimezone().isoformat(timespec="seconds"),
+    }
+    if sent_as:
+        fields["sent-as"] = sent_as
+    if details:
+        fields["status-details"] = details
+    if handset:
+        fields["handset"] = handset
+    if send.client_reference:
+        fields["client-reference"] = send.client_reference
+    ctx.events.publish(SEND_EVENT, {"code": code, "account_id": send.account_id, "fields": fields})

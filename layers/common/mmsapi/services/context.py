@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cache
 
+from mmsapi.carrier.sms import SmsGateway, sms_gateway
+from mmsapi.services.rendition_cache import LruRenditionCache, RenditionCache, S3RenditionCache
 from mmsapi.store.accounts import AccountStore
 from mmsapi.store.events import EventPublisher
+from mmsapi.store.handsets import HandsetCache
 from mmsapi.store.ids import SEND_IDS, IdAllocator
 from mmsapi.store.media import MediaStore
 from mmsapi.store.sends import SendQueue, SendStore
@@ -25,6 +28,13 @@ class Context:
     sends: SendStore = field(default_factory=SendStore)
     send_ids: IdAllocator = field(default_factory=lambda: IdAllocator(SEND_IDS))
     send_queue: SendQueue = field(default_factory=SendQueue)
+    handsets: HandsetCache = field(default_factory=HandsetCache)
+    sms: SmsGateway = field(default_factory=sms_gateway)
+    # Adapted parts per (template, handset profile): memory first, then S3.
+    renditions: RenditionCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.renditions = LruRenditionCache(S3RenditionCache(self.media))
 
 
 @cache

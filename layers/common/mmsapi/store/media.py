@@ -49,6 +49,12 @@ class MediaStore:
         with path.open("rb") as body:
             self.put(key, body, content_type)
 
+    def presigned_url(self, key: str, seconds: int, download_name: str | None = None) -> str:
+        params: dict[str, str] = {"Bucket": self.bucket, "Key": key}
+        if download_name:
+            params["ResponseContentDisposition"] = f'attachment; filename="{download_name}"'
+        return aws.s3().generate_presigned_url("get_object", Params=params, ExpiresIn=seconds)
+
     def keys(self, prefix: str) -> list[str]:
         found: list[str] = []
         for page in (

@@ -1,0 +1,47 @@
+"""Carrier delivery reports: POST /carrier/mm7/{token} (MM7) and /carrier/sms/{token} (JSON)."""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import json
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mmsapi.carrier.mm7 import MM7Error
+from mmsapi.observability import logger, metrics, tracer
+from mmsapi.services.context import context
+from mmsapi.services.report import mm7_report, sms_report
+from mmsapi.settings import get_settings
+
+
+def _answer(status: int, body: str | bytes, content_type: str = "text/plain") -> dict[str, Any]:
+    text = body.decode("utf-8") if isinstance(body, bytes) else body
+    return {"statusCode": status, "headers": {"Content-Type": content_type}, "body": text}
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
+    params = event.get("pathParameters") or {}
+    expected = get_settings().carrier_report_token
+    if not expected or not hmac.compare_digest(params.get("token", ""), expected):
+        return _answer(403, "forbidden")
+    raw = event.get("body") or ""
+    body = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode("utf-8")
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    if params.get("channel") == "mm7":
+        try:
+            answer = mm7_report(context(), body, headers.get("content-type", "text/xml"))
+        except MM7Error as exc:
+            logger.warning("not a delivery report", extra={"reason": str(exc)})
+            return _answer(400, "not an MM7 DeliveryReportReq")
+        return _answer(200, answer, "text/xml; charset=utf-8")
+    try:
+        report = json.loads(body)
+        known = sms_report(context(), str(report["message_id"]), report["status"] == "delivered")
+    except (ValueError, KeyError, TypeError):
+        return _answer(400, 'expected {"message_id": ..., "status": "delivered"|"failed"}')
+    return _answer(200 if known else 404, "ok" if known else "unknown message")

@@ -1,0 +1,97 @@
+"""Fallback SMS: AWS End User Messaging in the cloud, an HTTP gateway locally."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Protocol
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from mmsapi.carrier.mm7_client import CarrierUnavailable
+from mmsapi.media.guard import NetworkError, guarded_request
+from mmsapi.settings import Settings, get_settings
+from mmsapi.store import aws
+
+# Refusals that no retry can change (the number cannot take this SMS).
+_FINAL_ERRORS = frozenset(
+    {
+        "ValidationException",
+        "ResourceNotFoundException",
+        "AccessDeniedException",
+        "ConflictException",
+    }
+)
+
+
+class SmsRefused(Exception):  # noqa: N818 - a verdict, not a fault
+    """The gateway will not send this SMS (bad number, opted out, not provisioned)."""
+
+
+class SmsGateway(Protocol):
+    def send(self, to: str, sender: str, text: str) -> str:
+        """Send one SMS; returns the gateway's message id."""
+        ...
+
+
+class EndUserMessagingSms:
+    """AWS End User Messaging SMS (pinpoint-sms-voice-v2) SendTextMessage."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.configuration_set = settings.sms_configuration_set
+
+    def send(self, to: str, sender: str, text: str) -> str:
+        request = {
+            "DestinationPhoneNumber": "+" + to,
+            "OriginationIdentity": sender,
+            "MessageBody": text,
+            "MessageType": "TRANSACTIONAL",
+        }
+        if self.configuration_set:
+            request["ConfigurationSetName"] = self.configuration_set
+        try:
+            answer = aws.sms().send_text_message(**request)  # type: ignore[arg-type]
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            if code in _FINAL_ERRORS:
+                raise SmsRefused(f"{code}: {exc}") from exc
+            raise CarrierUnavailable(f"SMS gateway: {code}") from exc
+        except BotoCoreError as exc:
+            raise CarrierUnavailable(f"SMS gateway: {exc}") from exc
+        return str(answer["MessageId"])
+
+
+class HttpSms:
+    """A JSON-over-HTTP gateway: {"to","from","text"} -> {"message_id"} (the local one)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def send(self, to: str, sender: str, text: str) -> str:
+        body = json.dumps({"to": to, "from": sender, "text": text}).encode()
+        try:
+            with guarded_request(
+                "POST",
+                self.settings.sms_url,
+                body=body,
+                headers={"Content-Type": "application/json"},
+                max_redirects=0,
+                allow_loopback=self.settings.allow_loopback_media,
+                connect_timeout=5,
+                read_timeout=10,
+                deadline=time.monotonic() + 15,
+            ) as response:
+                payload = response.read_body(64 * 1024)
+                status = response.status
+        except NetworkError as exc:
+            raise CarrierUnavailable(f"SMS gateway: {exc}") from exc
+        if status >= 500:
+            raise CarrierUnavailable(f"SMS gateway answered HTTP {status}")
+        if status != 200:
+            raise SmsRefused(f"SMS gateway answered HTTP {status}: {payload[:200]!r}")
+        return str(json.loads(payload)["message_id"])
+
+
+def sms_gateway(settings: Settings | None = None) -> SmsGateway:
+    settings = settings or get_settings()
+    return HttpSms(settings) if settings.sms_url else EndUserMessagingSms(settings)

@@ -1,0 +1,131 @@
+"""Delivery of one queued send: adapt for the handset, submit by MM7, or fall back to
+SMS with a link to the hosted page. Runs behind the send queue (DeliverFunction).
+
+A send is claimed (queued -> submitting) with a conditional write before anything
+goes to a carrier, so two workers, or a redelivered queue message, never send one
+tracking-id twice. A carrier that is unavailable puts the claim back and raises:
+the queue redelivers later with back-off.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from mmsapi.carrier import mm7
+from mmsapi.carrier.message import HandsetProfile
+from mmsapi.carrier.mm7_client import CarrierUnavailable, submit
+from mmsapi.carrier.profiles import get_profile
+from mmsapi.carrier.sms import SmsRefused
+from mmsapi.models import Send, SendStatus, Template, TemplateStatus
+from mmsapi.observability import logger
+from mmsapi.services.adapt import DoesNotFit, adapt_message
+from mmsapi.services.announce import announce_send
+from mmsapi.services.context import Context
+from mmsapi.services.personalize import subject_for, texts_for
+from mmsapi.services.view import view_link
+from mmsapi.settings import get_settings
+
+SENT = "Message Sent"
+FAILED = "Message Failed"
+
+
+class RetryLater(Exception):  # noqa: N818 - a request to the queue, not a fault
+    """The carrier or SMS gateway is unavailable: try this send again later."""
+
+
+def deliver(ctx: Context, send_id: int) -> str:
+    """Deliver one send; returns what became of it (for logs and tests)."""
+    send = ctx.sends.get(send_id)
+    if send is None or send.status is not SendStatus.QUEUED:
+        return "not queued"  # already handled: a redelivered queue message
+    send.status = SendStatus.SUBMITTING
+    if not ctx.sends.save(send, expected=SendStatus.QUEUED):
+        return "claimed elsewhere"
+    template = ctx.templates.get(send.mms_id)
+    if template is None or template.status is not TemplateStatus.READY:
+        return _fail(ctx, send, "the MMS was deleted before it could be sent")
+    profile = _profile_of(ctx, send)
+    try:
+        return _send_mms(ctx, send, template, profile)
+    except CarrierUnavailable as exc:
+        send.status = SendStatus.QUEUED  # give the claim back for the retry
+        ctx.sends.save(send, expected=SendStatus.SUBMITTING)
+        raise RetryLater(str(exc)) from exc
+
+
+def _profile_of(ctx: Context, send: Send) -> HandsetProfile:
+    entry = ctx.handsets.get(send.to)
+    return get_profile(entry.profile_id if entry else None)
+
+
+def _send_mms(ctx: Context, send: Send, template: Template, profile: HandsetProfile) -> str:
+    settings = get_settings()
+    try:
+        message = adapt_message(
+            template,
+            profile,
+            load=ctx.media.get,
+            subject=subject_for(template, send),
+            slide_texts=texts_for(template, send),
+            link_for=lambda _media: view_link(send),
+            cache=ctx.renditions,
+        )
+    except DoesNotFit as exc:
+        logger.info("falls back to SMS", extra={"send": send.send_id, "reason": exc.reason})
+        return _fallback(ctx, send, template, f"does not fit the handset: {exc.reason}")
+    body, content_type = mm7.build_submit_req(
+        message,
+        recipient=send.to,
+        sender=send.sender,
+        vasp_id=settings.mm7_vasp_id,
+        vas_id=settings.mm7_vas_id,
+        service_code=send.service_id,
+        # Derived from the send: a retried submission carries the same TransactionID.
+        transaction_id=f"mmsapi-{send.send_id}",
+        version="5.3.0" if settings.mm7_version == "5.3.0" else "6.8.0",
+    )
+    result = submit(
+        settings.mm7_url,
+        body,
+        content_type,
+        username=settings.mm7_username,
+        password=settings.mm7_password,
+        timeout=settings.mm7_timeout,
+    )
+    action = mm7.action_for(result.status_code)
+    if action is mm7.Action.RETRY:
+        raise CarrierUnavailable(f"MM7 {result.status_code} {result.status_text}")
+    if action is mm7.Action.OK:
+        send.status, send.sent_as = SendStatus.SENT, "MMS"
+        send.carrier_message_id = result.message_id or f"mm7-{uuid.uuid4().hex}"
+        ctx.sends.save(send)
+        announce_send(ctx, send, "N101", SENT, sent_as="MMS")
+        return "sent as MMS"
+    reason = f"carrier answered {result.status_code} {result.status_text}".strip()
+    if action is mm7.Action.FALLBACK:
+        return _fallback(ctx, send, template, reason)
+    return _fail(ctx, send, reason)
+
+
+def _fallback(ctx: Context, send: Send, template: Template, reason: str) -> str:
+    """Fallback SMS: the text plus a link to the hosted page (API-NOTES §6)."""
+    if template.disable_fallback_sms or not send.fallback_sms_text:
+        return _fail(ctx, send, f"{reason}; fallback SMS is disabled")
+    text = send.fallback_sms_text
+    if not template.disable_fallback_sms_link:
+        text = f"{text} {view_link(send)}"
+    try:
+        message_id = ctx.sms.send(send.to, send.sender, text)
+    except SmsRefused as exc:
+        return _fail(ctx, send, f"{reason}; fallback SMS refused: {exc}")
+    send.status, send.sent_as, send.carrier_message_id = SendStatus.SENT, "SMS", message_id
+    ctx.sends.save(send)
+    announce_send(ctx, send, "N101", SENT, sent_as="SMS", details=reason)
+    return "sent as SMS"
+
+
+def _fail(ctx: Context, send: Send, reason: str) -> str:
+    send.status = SendStatus.FAILED
+    ctx.sends.save(send)
+    announce_send(ctx, send, "E101", FAILED, details=reason)
+    return "failed"

@@ -1,0 +1,83 @@
+"""Delivery reports from carriers: MM7 DeliveryReportReq for MMS, JSON for fallback SMS.
+
+Each updates its send, teaches the handset cache, and becomes a postback
+(N102/E102 for MMS, N202/E202 for SMS).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from mmsapi.carrier import mm7
+from mmsapi.carrier.mm7 import MMStatus
+from mmsapi.carrier.profiles import profile_for_uaprof
+from mmsapi.models import Send, SendStatus
+from mmsapi.observability import logger
+from mmsapi.services.announce import announce_send
+from mmsapi.services.context import Context
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: str
+    status: str
+    send_status: SendStatus
+
+
+DELIVERED: Final = Outcome("N102", "Message Sent/Delivered", SendStatus.DELIVERED)
+# MMStatus -> outcome; statuses not listed (Deferred, Indeterminate…) are interim: no postback.
+MM7_OUTCOMES: Final[dict[MMStatus, Outcome]] = {
+    MMStatus.RETRIEVED: DELIVERED,
+    MMStatus.FORWARDED: DELIVERED,
+    MMStatus.REJECTED: Outcome("E102", "Message Sent/Rejected", SendStatus.FAILED),
+    MMStatus.EXPIRED: Outcome("E102", "Message Sent/Expired", SendStatus.FAILED),
+    MMStatus.UNRECOGNISED: Outcome("E102", "Message Sent/Not Supported", SendStatus.FAILED),
+    MMStatus.NOT_SUPPORTED: Outcome("E102", "Message Sent/Not Supported", SendStatus.FAILED),
+    MMStatus.DELIVERY_CONDITION_NOT_MET: Outcome("E102", "Message Sent/Failed", SendStatus.FAILED),
+    MMStatus.UNREACHABLE: Outcome("E102", "Message Sent/Failed", SendStatus.FAILED),
+}
+SMS_DELIVERED: Final = Outcome("N202", "Message Sent/Delivered", SendStatus.DELIVERED)
+SMS_FAILED: Final = Outcome("E202", "Message Sent/Failed", SendStatus.FAILED)
+
+
+def _settle(ctx: Context, send: Send, outcome: Outcome, handset: str | None = None) -> None:
+    if send.status is not SendStatus.SENT:
+        return  # a repeated report: the first one was told already
+    send.status = outcome.send_status
+    if handset:
+        send.handset = handset
+    if ctx.sends.save(send, expected=SendStatus.SENT):
+        announce_send(ctx, send, outcome.code, outcome.status, handset=handset)
+
+
+def mm7_report(ctx: Context, body: bytes, content_type: str) -> bytes:
+    """Handle a DeliveryReportReq; returns the DeliveryReportRsp to answer with.
+
+    Raises mm7.MM7Error for a body that is not a delivery report.
+    """
+    report = mm7.parse_delivery_report(body, content_type)
+    send = ctx.sends.by_carrier_message_id(report.message_id)
+    handset = ""
+    if report.ua_prof:
+        profile = profile_for_uaprof(report.ua_prof)
+        ctx.handsets.put(
+            report.recipient.lstrip("+"), profile.profile_id, report.ua_prof, "delivery-report"
+        )
+        handset = profile.name
+    outcome = MM7_OUTCOMES.get(report.mm_status)
+    if send is None:
+        logger.warning("report for an unknown message", extra={"message_id": report.message_id})
+    elif outcome is not None and send.sent_as == "MMS":
+        _settle(ctx, send, outcome, handset or None)
+    version: mm7.Version = "5.3.0" if report.version == "5.3.0" else "6.8.0"
+    return mm7.build_delivery_report_rsp(report.transaction_id, version=version)
+
+
+def sms_report(ctx: Context, message_id: str, delivered: bool) -> bool:
+    """A fallback SMS's delivery status; False if the message id is unknown."""
+    send = ctx.sends.by_carrier_message_id(message_id)
+    if send is None or send.sent_as != "SMS":
+        return False
+    _settle(ctx, send, SMS_DELIVERED if delivered else SMS_FAILED)
+    return True
