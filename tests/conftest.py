@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
+from local.functions import function_environment
 from local.stack import Stack, provision
 from mmsapi.models import Account, Dialect, Shortcode
 from mmsapi.services import context as context_module
@@ -64,7 +65,8 @@ def stack(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> It
     execute = request.node.get_closest_marker("state_machines_execute") is not None
     with mock_aws(config={"stepfunctions": {"execute_state_machine": execute}}):
         built = provision("mmsapi-test")
-        for name, value in built.function_environment("ApiFunction").items():
+        # Every function's environment, as the local runtime merges them.
+        for name, value in function_environment(built).items():
             monkeypatch.setenv(name, value)
         # Tests serve media from pytest-httpserver on loopback, as the local runtime does.
         monkeypatch.setenv("MMS_ALLOW_LOOPBACK_MEDIA", "true")

@@ -1,4 +1,9 @@
-"""SQS send queue -> deliver each send (MM7 to the carrier, or fallback SMS)."""
+"""Delivery: the send queue (SQS) and the Device Discovery workflow's two steps.
+
+SQS records -> deliver each send (MM7 to the carrier, or fallback SMS).
+{"step": "discover" | "deliver", "send_id"} from statemachine/ddm.asl.json ->
+send the Device Discovery Message, or the MMS once the handset is known.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mmsapi.observability import logger, metrics, tracer
 from mmsapi.services.context import context
+from mmsapi.services.ddm import after_discovery, discover
 from mmsapi.services.deliver import deliver
 
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -26,10 +32,21 @@ def _one(record: SQSRecord) -> None:
     logger.info("delivered", extra={"message_id": record.message_id, "outcome": outcome})
 
 
+def _step(event: dict[str, Any]) -> dict[str, Any]:
+    send_id = int(event["send_id"])
+    if event["step"] == "discover":
+        outcome = discover(context(), send_id, str(event["task_token"]))
+    else:
+        outcome = after_discovery(context(), send_id)
+    return {"send_id": send_id, "outcome": outcome}
+
+
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, Any]:
+    if "step" in event:
+        return _step(event)
     return process_partial_response(
         event=event, record_handler=_one, processor=processor, context=lambda_context
     )

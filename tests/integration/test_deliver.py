@@ -79,24 +79,31 @@ def carrier(
 
 def template(client: Client, httpserver: HTTPServer, extra: str = "") -> int:
     httpserver.expect_request("/p.jpg").respond_with_data(
-        photo_jpeg(1600, 1200), content_type="image/jpeg")
-    got = answer(client.post(
-        f"<request><action>saveMMS</action><api-key>{client.api_key}</api-key><name>d</name>"
-        f"<message-subject>Hi {{$firstname|there}}</message-subject>{extra}"
-        f"<slide><image><url>{httpserver.url_for('/p.jpg')}</url></image>"
-        "<message-text>Hello {$firstname|customer}</message-text><duration>4</duration></slide>"
-        "<slide><message-text>Second</message-text></slide></request>"))
+        photo_jpeg(1600, 1200), content_type="image/jpeg"
+    )
+    got = answer(
+        client.post(
+            f"<request><action>saveMMS</action><api-key>{client.api_key}</api-key><name>d</name>"
+            f"<message-subject>Hi {{$firstname|there}}</message-subject>{extra}"
+            f"<slide><image><url>{httpserver.url_for('/p.jpg')}</url></image>"
+            "<message-text>Hello {$firstname|customer}</message-text><duration>4</duration></slide>"
+            "<slide><message-text>Second</message-text></slide></request>"
+        )
+    )
     assert got["status"] == "Success", got
     return int(got["mms-id"])
 
 
 def send(client: Client, mms_id: int, to: str) -> int:
-    got = answer(client.post(
-        f"<request><action>sendSavedMMS</action><api-key>{client.api_key}</api-key>"
-        f"<mms-id>{mms_id}</mms-id><to>{to}</to><from>28444</from><service-id>12345</service-id>"
-        "<fallback-sms-text>Your coupon:</fallback-sms-text>"
-        "<custom-subject>Deal for {$firstname|you}</custom-subject>"
-        "<data><firstname>Bill</firstname></data></request>"))
+    got = answer(
+        client.post(
+            f"<request><action>sendSavedMMS</action><api-key>{client.api_key}</api-key>"
+            f"<mms-id>{mms_id}</mms-id><to>{to}</to><from>28444</from><service-id>12345</service-id>"
+            "<fallback-sms-text>Your coupon:</fallback-sms-text>"
+            "<custom-subject>Deal for {$firstname|you}</custom-subject>"
+            "<data><firstname>Bill</firstname></data></request>"
+        )
+    )
     assert got["status"] == "Success", got
     return parse_tracking_id(got["tracking-id"]) or 0
 
@@ -130,7 +137,7 @@ def test_mms_reaches_the_mmsc_then_its_report_gives_n102_and_teaches_the_handset
     assert len(carrier.mmsc.received()) == 1
     # When the carrier's delivery report arrives
     carrier.wait_reports(1)
-    path, body, content_type = carrier.reports[0]
+    _, body, content_type = carrier.reports[0]
     rsp = mm7_report(client.ctx, body, content_type)
     # Then it is acknowledged, N102 names the handset, and the number's handset is cached
     assert b"1000" in rsp
@@ -172,9 +179,7 @@ def test_refused_number_falls_back_to_sms_with_the_page_link_then_n202(
     stored = client.ctx.sends.get(send_id)
     assert stored is not None
     assert sms["to"] == REFUSED
-    assert sms["text"] == (
-        f"Your coupon: https://mms.example.com/v/{send_id}.{stored.view_secret}"
-    )
+    assert sms["text"] == (f"Your coupon: https://mms.example.com/v/{send_id}.{stored.view_secret}")
     [event] = postback_events(stack)
     assert (event["detail"]["code"], event["detail"]["fields"]["sent-as"]) == ("N101", "SMS")
     # And its delivery receipt gives N202
@@ -192,7 +197,9 @@ def test_disabled_fallback_fails_with_e101(
     assert deliver(client.ctx, send_id) == "failed"
     [event] = postback_events(stack)
     assert (event["detail"]["code"], event["detail"]["fields"]["status"]) == (
-        "E101", "Message Failed")
+        "E101",
+        "Message Failed",
+    )
     assert carrier.sms.sent == []
 
 

@@ -260,6 +260,7 @@ class Send(BaseModel):
     custom_texts: list[CustomText] = Field(default_factory=list)
     data: dict[str, str] = Field(default_factory=dict)
     ddm: DdmRequest | None = None
+    ddm_task_token: str = ""  # the discovery workflow waits on this until the DDM's report
     client_reference: str = ""
     status: SendStatus = SendStatus.QUEUED
     sent_as: str = ""  # MMS or SMS

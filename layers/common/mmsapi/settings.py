@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     media_bucket: str = "mmsapi-media"
     event_bus_name: str = "mmsapi-events"
     encode_state_machine_arn: str = ""
+    ddm_state_machine_arn: str = ""
     sends_table: str = "mmsapi-sends"
     send_queue_url: str = ""
 

@@ -14,7 +14,7 @@ from mmsapi.store.ids import SEND_IDS, IdAllocator
 from mmsapi.store.media import MediaStore
 from mmsapi.store.sends import SendQueue, SendStore
 from mmsapi.store.templates import TemplateStore
-from mmsapi.store.workflows import EncodeWorkflow
+from mmsapi.store.workflows import DiscoveryWorkflow, EncodeWorkflow
 
 
 @dataclass
@@ -25,6 +25,7 @@ class Context:
     ids: IdAllocator = field(default_factory=IdAllocator)
     events: EventPublisher = field(default_factory=EventPublisher)
     workflow: EncodeWorkflow = field(default_factory=EncodeWorkflow)
+    discovery: DiscoveryWorkflow = field(default_factory=DiscoveryWorkflow)
     sends: SendStore = field(default_factory=SendStore)
     send_ids: IdAllocator = field(default_factory=lambda: IdAllocator(SEND_IDS))
     send_queue: SendQueue = field(default_factory=SendQueue)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 
 from mmsapi.carrier import mm7
-from mmsapi.carrier.message import HandsetProfile
+from mmsapi.carrier.message import HandsetProfile, OutgoingMessage
 from mmsapi.carrier.mm7_client import CarrierUnavailable, submit
 from mmsapi.carrier.profiles import get_profile
 from mmsapi.carrier.sms import SmsRefused
@@ -33,11 +33,26 @@ class RetryLater(Exception):  # noqa: N818 - a request to the queue, not a fault
     """The carrier or SMS gateway is unavailable: try this send again later."""
 
 
-def deliver(ctx: Context, send_id: int) -> str:
-    """Deliver one send; returns what became of it (for logs and tests)."""
+def deliver(ctx: Context, send_id: int, *, discovered: bool = False) -> str:
+    """Deliver one send; returns what became of it (for logs and tests).
+
+    A send with Device Discovery fields for a number whose handset is unknown (or
+    with ddm-force) first goes through the discovery workflow, which calls back
+    here with `discovered=True` once the DDM's report came or its time ran out.
+    """
     send = ctx.sends.get(send_id)
     if send is None or send.status is not SendStatus.QUEUED:
         return "not queued"  # already handled: a redelivered queue message
+    if not discovered and _needs_discovery(ctx, send):
+        send.status = SendStatus.DISCOVERING
+        if not ctx.sends.save(send, expected=SendStatus.QUEUED):
+            return "claimed elsewhere"
+        assert send.ddm is not None
+        ctx.discovery.start(
+            f"ddm-{send.send_id}",
+            {"send_id": send.send_id, "timeout_seconds": send.ddm.timeout_minutes * 60},
+        )
+        return "discovering the handset"
     send.status = SendStatus.SUBMITTING
     if not ctx.sends.save(send, expected=SendStatus.QUEUED):
         return "claimed elsewhere"
@@ -53,13 +68,16 @@ def deliver(ctx: Context, send_id: int) -> str:
         raise RetryLater(str(exc)) from exc
 
 
+def _needs_discovery(ctx: Context, send: Send) -> bool:
+    return send.ddm is not None and (send.ddm.force or ctx.handsets.get(send.to) is None)
+
+
 def _profile_of(ctx: Context, send: Send) -> HandsetProfile:
     entry = ctx.handsets.get(send.to)
     return get_profile(entry.profile_id if entry else None)
 
 
 def _send_mms(ctx: Context, send: Send, template: Template, profile: HandsetProfile) -> str:
-    settings = get_settings()
     try:
         message = adapt_message(
             template,
@@ -73,25 +91,7 @@ def _send_mms(ctx: Context, send: Send, template: Template, profile: HandsetProf
     except DoesNotFit as exc:
         logger.info("falls back to SMS", extra={"send": send.send_id, "reason": exc.reason})
         return _fallback(ctx, send, template, f"does not fit the handset: {exc.reason}")
-    body, content_type = mm7.build_submit_req(
-        message,
-        recipient=send.to,
-        sender=send.sender,
-        vasp_id=settings.mm7_vasp_id,
-        vas_id=settings.mm7_vas_id,
-        service_code=send.service_id,
-        # Derived from the send: a retried submission carries the same TransactionID.
-        transaction_id=f"mmsapi-{send.send_id}",
-        version="5.3.0" if settings.mm7_version == "5.3.0" else "6.8.0",
-    )
-    result = submit(
-        settings.mm7_url,
-        body,
-        content_type,
-        username=settings.mm7_username,
-        password=settings.mm7_password,
-        timeout=settings.mm7_timeout,
-    )
+    result = submit_mm7(send, message, f"mmsapi-{send.send_id}")
     action = mm7.action_for(result.status_code)
     if action is mm7.Action.RETRY:
         raise CarrierUnavailable(f"MM7 {result.status_code} {result.status_text}")
@@ -105,6 +105,29 @@ def _send_mms(ctx: Context, send: Send, template: Template, profile: HandsetProf
     if action is mm7.Action.FALLBACK:
         return _fallback(ctx, send, template, reason)
     return _fail(ctx, send, reason)
+
+
+def submit_mm7(send: Send, message: OutgoingMessage, transaction_id: str) -> mm7.SubmitResult:
+    """One SubmitReq for a send. A retried submission carries the same TransactionID."""
+    settings = get_settings()
+    body, content_type = mm7.build_submit_req(
+        message,
+        recipient=send.to,
+        sender=send.sender,
+        vasp_id=settings.mm7_vasp_id,
+        vas_id=settings.mm7_vas_id,
+        service_code=send.service_id,
+        transaction_id=transaction_id,
+        version="5.3.0" if settings.mm7_version == "5.3.0" else "6.8.0",
+    )
+    return submit(
+        settings.mm7_url,
+        body,
+        content_type,
+        username=settings.mm7_username,
+        password=settings.mm7_password,
+        timeout=settings.mm7_timeout,
+    )
 
 
 def _fallback(ctx: Context, send: Send, template: Template, reason: str) -> str:

@@ -16,6 +16,7 @@ from mmsapi.models import Send, SendStatus
 from mmsapi.observability import logger
 from mmsapi.services.announce import announce_send
 from mmsapi.services.context import Context
+from mmsapi.services.ddm import learnt
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,8 @@ def mm7_report(ctx: Context, body: bytes, content_type: str) -> bytes:
     outcome = MM7_OUTCOMES.get(report.mm_status)
     if send is None:
         logger.warning("report for an unknown message", extra={"message_id": report.message_id})
+    elif send.status is SendStatus.DISCOVERING and outcome is not None:
+        learnt(ctx, send, outcome.send_status is SendStatus.DELIVERED, handset or None)
     elif outcome is not None and send.sent_as == "MMS":
         _settle(ctx, send, outcome, handset or None)
     version: mm7.Version = "5.3.0" if report.version == "5.3.0" else "6.8.0"

@@ -12,9 +12,13 @@ from mmsapi.settings import get_settings
 from mmsapi.store import aws
 
 
-class EncodeWorkflow:
-    def __init__(self, state_machine_arn: str | None = None) -> None:
-        self.arn = state_machine_arn or get_settings().encode_state_machine_arn
+class Workflow:
+    """One state machine, whose executions are named after what they work on."""
+
+    setting = "MMS_ENCODE_STATE_MACHINE_ARN"
+
+    def __init__(self, state_machine_arn: str) -> None:
+        self.arn = state_machine_arn
 
     def start(self, name: str, payload: dict[str, Any]) -> None:
         """Start an execution; a second start with the same name is a no-op.
@@ -33,3 +37,33 @@ class EncodeWorkflow:
             if exc.response["Error"]["Code"] == "ExecutionAlreadyExists":
                 return
             raise DomainError(f"could not start encoding: {exc}") from exc
+
+
+class EncodeWorkflow(Workflow):
+    """Encodes the audio and video of a template (statemachine/encode.asl.json)."""
+
+    def __init__(self, state_machine_arn: str | None = None) -> None:
+        super().__init__(state_machine_arn or get_settings().encode_state_machine_arn)
+
+
+class DiscoveryWorkflow(Workflow):
+    """Device Discovery Message, wait for its report, then the MMS (statemachine/ddm.asl.json)."""
+
+    setting = "MMS_DDM_STATE_MACHINE_ARN"
+
+    def __init__(self, state_machine_arn: str | None = None) -> None:
+        super().__init__(state_machine_arn or get_settings().ddm_state_machine_arn)
+
+    def resume(self, task_token: str, output: dict[str, Any]) -> bool:
+        """Let a waiting execution go on; False if it no longer waits (timed out)."""
+        try:
+            aws.stepfunctions().send_task_success(taskToken=task_token, output=json.dumps(output))
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in {
+                "TaskTimedOut",
+                "TaskDoesNotExist",
+                "InvalidToken",
+            }:
+                return False
+            raise DomainError(f"could not resume the discovery: {exc}") from exc
+        return True

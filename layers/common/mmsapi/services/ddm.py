@@ -1,0 +1,89 @@
+"""Device Discovery Message (API-NOTES §6): the steps the discovery workflow runs.
+
+deliver() ──start──> statemachine/ddm.asl.json
+    SendDiscoveryMessage: discover()  (waits on its task token, up to ddm-message-timeout)
+        ... the DDM's delivery report: report.mm7_report() -> learnt() resumes it
+    SendMessage: after_discovery() -> deliver(discovered=True) with the learnt handset
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from mmsapi.carrier import mm7
+from mmsapi.carrier.message import MessagePart, OutgoingMessage, SlidePlan
+from mmsapi.carrier.mm7_client import CarrierUnavailable
+from mmsapi.models import Send, SendStatus
+from mmsapi.services.announce import announce_send
+from mmsapi.services.context import Context
+from mmsapi.services.deliver import RetryLater, deliver, submit_mm7
+from mmsapi.text import clean_subject
+
+DDM_DETAILS = "Device Discovery Message"
+
+
+def discovery_message(send: Send) -> OutgoingMessage:
+    assert send.ddm is not None
+    text = MessagePart(
+        content_id="ddm.txt",
+        content_type="text/plain; charset=utf-8",
+        filename="ddm.txt",
+        data=send.ddm.text.encode("utf-8"),
+    )
+    return OutgoingMessage(
+        subject=clean_subject(send.ddm.subject, 80),
+        slides=[SlidePlan(duration=10, text="ddm.txt")],
+        parts=[text],
+    )
+
+
+def discover(ctx: Context, send_id: int, task_token: str) -> str:
+    """Send the DDM; the workflow then waits until learnt() or its timeout."""
+    send = ctx.sends.get(send_id)
+    if send is None or send.status is not SendStatus.DISCOVERING or send.ddm is None:
+        return "not discovering"
+    try:
+        result = submit_mm7(send, discovery_message(send), f"mmsapi-ddm-{send.send_id}")
+    except CarrierUnavailable as exc:
+        raise RetryLater(str(exc)) from exc
+    action = mm7.action_for(result.status_code)
+    if action is mm7.Action.RETRY:
+        raise RetryLater(f"MM7 {result.status_code} {result.status_text}")
+    if action is not mm7.Action.OK:
+        announce_send(ctx, send, "E501", "Message Failed", details=DDM_DETAILS)
+        # Nothing to wait for: go on with generic settings at once.
+        ctx.discovery.resume(task_token, {"handset": None})
+        return "DDM refused"
+    send.carrier_message_id = result.message_id or f"mm7-{uuid.uuid4().hex}"
+    send.ddm_task_token = task_token
+    ctx.sends.save(send)
+    announce_send(ctx, send, "N501", "Message Sent", sent_as="MMS", details=DDM_DETAILS)
+    return "DDM sent"
+
+
+def learnt(ctx: Context, send: Send, delivered: bool, handset: str | None) -> None:
+    """The DDM's delivery report came: tell the customer, let the workflow go on."""
+    token = send.ddm_task_token
+    send.ddm_task_token = ""
+    send.carrier_message_id = ""  # the real MMS gets its own
+    ctx.sends.save(send)
+    if delivered:
+        announce_send(
+            ctx, send, "N502", "Message Sent/Delivered", details=DDM_DETAILS, handset=handset
+        )
+    else:
+        announce_send(ctx, send, "E502", "Message Sent/Failed", details=DDM_DETAILS)
+    if token:
+        ctx.discovery.resume(token, {"handset": handset})
+
+
+def after_discovery(ctx: Context, send_id: int) -> str:
+    """Discovery over (learnt or timed out): send the MMS with what the cache knows now."""
+    send = ctx.sends.get(send_id)
+    if send is None or send.status is not SendStatus.DISCOVERING:
+        return "not discovering"
+    send.status = SendStatus.QUEUED
+    send.ddm_task_token = ""
+    if not ctx.sends.save(send, expected=SendStatus.DISCOVERING):
+        return "claimed elsewhere"
+    return deliver(ctx, send_id, discovered=True)
