@@ -53,9 +53,10 @@ unit: $(STAMP)
 
 test: lint typecheck cfn build unit
 
+BENCHMARKS := save_latency send_latency cold_start image_fit video_encode adaptation
+
 bench: $(STAMP)
-	$(PY) -m benchmarks.save_latency
-	$(PY) -m benchmarks.cold_start
+	for b in $(BENCHMARKS); do echo "== $$b"; $(PY) -m benchmarks.$$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache

@@ -17,7 +17,9 @@ from moto import mock_aws
 from pytest_httpserver import HTTPServer
 
 from benchmarks.aws_calls import counting
+from local.functions import function_environment
 from local.stack import provision
+from mmsapi.observability import logger
 from mmsapi.services.accounts import create_account
 from mmsapi.services.api import handle
 from mmsapi.services.context import context
@@ -27,26 +29,29 @@ from tests.media import photo_jpeg
 KEY = "qTFkykO9JTfahCOqJ0V2Wf5Cg1t8iWlZ"
 
 
-def _setup() -> None:
+def quiet_environment() -> None:
+    """Fake credentials, quiet logs, loopback media: the same for every benchmark."""
     for name, value in {
         "AWS_ACCESS_KEY_ID": "x",
         "AWS_SECRET_ACCESS_KEY": "x",
         "AWS_DEFAULT_REGION": "us-east-1",
         "POWERTOOLS_TRACE_DISABLED": "1",
         "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "POWERTOOLS_METRICS_DISABLED": "true",
         "MMS_ALLOW_LOOPBACK_MEDIA": "true",
     }.items():
         os.environ[name] = value
     os.environ.pop("AWS_ENDPOINT_URL", None)
+    logger.setLevel("WARNING")  # created at import, before the variables above
 
 
-def _percentile(values: list[float], q: float) -> float:
+def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def run(requests: int) -> None:
-    _setup()
+    quiet_environment()
     server = HTTPServer(host="127.0.0.1", port=0)
     server.start()
     server.expect_request("/photo.jpg").respond_with_data(
@@ -55,7 +60,7 @@ def run(requests: int) -> None:
     image_url = server.url_for("/photo.jpg")
     with mock_aws():
         stack = provision("mmsapi-bench")
-        os.environ.update(stack.function_environment("ApiFunction"))
+        os.environ.update(function_environment(stack))
         get_settings.cache_clear()
         ctx = context()
         create_account(ctx.accounts, "bench", api_key=KEY)
@@ -84,7 +89,7 @@ def run(requests: int) -> None:
             per_request = Counter({k: v / requests for k, v in calls.items()})
             summary = ", ".join(f"{k} {v:.2f}" for k, v in sorted(per_request.items()))
             print(
-                f"{label:34} {_percentile(times, 0.5):8.1f} {_percentile(times, 0.99):8.1f} "
+                f"{label:34} {percentile(times, 0.5):8.1f} {percentile(times, 0.99):8.1f} "
                 f"{statistics.fmean(times):8.1f}  {sum(per_request.values()):.2f} ({summary})"
             )
     server.stop()

@@ -1,0 +1,83 @@
+"""sendSavedMMS through the API handler in-process against the emulated AWS: what a
+burst of sends costs before delivery (which runs behind the send queue).
+
+Run: .venv/bin/python -m benchmarks.send_latency [requests]
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from collections import Counter
+
+from moto import mock_aws
+
+from benchmarks.aws_calls import counting
+from benchmarks.save_latency import percentile, quiet_environment
+from local.functions import function_environment
+from local.stack import provision
+from mmsapi.models import Shortcode
+from mmsapi.services.accounts import create_account
+from mmsapi.services.api import handle
+from mmsapi.services.context import context
+from mmsapi.settings import get_settings
+
+KEY = "qTFkykO9JTfahCOqJ0V2Wf5Cg1t8iWlZ"
+
+
+def run(requests: int) -> None:
+    quiet_environment()
+    with mock_aws():
+        stack = provision("mmsapi-bench")
+        os.environ.update(function_environment(stack))
+        get_settings.cache_clear()
+        ctx = context()
+        create_account(
+            ctx.accounts,
+            "bench",
+            api_key=KEY,
+            service_id="12345",
+            shortcodes=[Shortcode(code="28444", country="US")],
+        )
+        saved = handle(
+            ctx,
+            (
+                f"<request><action>saveMMS</action><api-key>{KEY}</api-key><name>b</name>"
+                "<message-subject>Hi {$name|you}</message-subject>"
+                "<slide><message-text>Hello {$name|you}</message-text></slide></request>"
+            ).encode(),
+            {},
+            "127.0.0.1",
+        )
+        mms_id = saved.split(b"<mms-id>")[1].split(b"<")[0].decode()
+        body = (
+            f"<request><action>sendSavedMMS</action><api-key>{KEY}</api-key>"
+            f"<mms-id>{mms_id}</mms-id><to>14044790000</to><from>28444</from>"
+            "<service-id>12345</service-id><fallback-sms-text>see</fallback-sms-text>"
+            "<custom-subject>For {$name|you}</custom-subject><data><name>Bill</name></data>"
+            "</request>"
+        ).encode()
+        handle(ctx, body, {}, "127.0.0.1")  # warm: account cache, id blocks, connections
+        times: list[float] = []
+        started = time.perf_counter()
+        with counting() as calls:
+            for _ in range(requests):
+                start = time.perf_counter()
+                answer = handle(ctx, body, {}, "127.0.0.1")
+                times.append((time.perf_counter() - start) * 1000)
+                assert b"Success" in answer, answer
+        wall = time.perf_counter() - started
+    per_send = {k: v / requests for k, v in sorted(calls.items())}
+    print(f"sendSavedMMS via the API handler, in-process, emulated AWS (moto), {requests} sends")
+    print(f"{'sends/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}  AWS calls per send")
+    summary = ", ".join(f"{k} {v:.2f}" for k, v in per_send.items())
+    print(
+        f"{requests / wall:8.1f} {percentile(times, 0.5):8.1f} {percentile(times, 0.99):8.1f} "
+        f"{statistics.fmean(times):8.1f}  {sum(Counter(per_send).values()):.2f} ({summary})"
+    )
+
+
+if __name__ == "__main__":
+    run(int(sys.argv[1]) if len(sys.argv) > 1 else 300)
