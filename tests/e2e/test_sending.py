@@ -8,6 +8,10 @@ UAProf. Sends happen in module fixtures; each test checks one stage of them:
     saveMMS -> N003 -> sendSavedMMS(NUMBER) -> SubmitReq at the MMSC -> N101 MMS -> N102
                     -> sendSavedMMS(REFUSING) -> fallback SMS with a link -> N101 SMS -> N202
                     -> the link, opened in Chromium at phone width
+
+The runtime helpers (LocalRuntime, Postbacks, ...) are test_local_runtime's. Chromium
+is Debian's (/usr/bin/chromium, /usr/bin/chromedriver: .ci/run installs them); set
+MMS_E2E_SCREENSHOT=/some/file.png to keep a copy of the page's screenshot.
 """
 
 from __future__ import annotations
@@ -31,6 +35,11 @@ import pytest
 from lxml import etree
 from PIL import Image
 from pytest_httpserver import HTTPServer
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.chrome.webdriver import WebDriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from mmsapi.carrier.mm7 import parse_submit_req
 from mmsapi.tracking import parse_tracking_id
@@ -149,9 +158,12 @@ def mmsc_submission(runtime: LocalRuntime, number: str) -> Path:
     def find() -> Path | None:
         for directory in sorted((runtime.data_dir / "mmsc").glob("*/")):
             submit = directory / "submit.txt"
-            if directory.name != "invalid" and submit.exists():
-                if number in submit.read_text(encoding="utf-8", errors="replace"):
-                    return directory
+            if (
+                directory.name != "invalid"
+                and submit.exists()
+                and number in submit.read_text(encoding="utf-8", errors="replace")
+            ):
+                return directory
         return None
 
     return wait_for_file(find, f"SubmitReq for {number} at the simulated MMSC", runtime)
@@ -269,7 +281,7 @@ def view_link(runtime: LocalRuntime, sent_as_sms: Sent) -> str:
 def test_saved_template_is_announced_with_n003(runtime: LocalRuntime, mms_id: str) -> None:
     # Given / When the template saved over HTTP (fixture mms_id waits for its N003)
     # Then the N003 names the mms-id and echoes the client-reference
-    n003 = runtime.postbacks.wait_for(is_code("N003", **{"mms-id": mms_id}), 0)
+    n003 = runtime.postbacks.wait_for(is_code("N003", **{"mms-id": mms_id}), 1)
     assert n003.fields["origin"] == "MMS_MT"
     assert n003.fields["client-reference"] == CLIENT_REFERENCE
 
@@ -306,7 +318,8 @@ def test_mmsc_receives_the_personalised_submit_req(
     # And the kept request, parsed again, carries the personalised subject to that number
     head, _, body = (directory / "submit.txt").read_bytes().partition(b"\r\n\r\n")
     submit = parse_submit_req(body, head.decode().removeprefix("Content-Type: "))
-    assert (submit.subject, submit.recipients) == (BILLS_SUBJECT, [f"+{NUMBER}"]), submit
+    assert submit.subject == BILLS_SUBJECT, submit
+    assert [r.removeprefix("+") for r in submit.recipients] == [NUMBER], submit
 
 
 @pytest.mark.e2e
@@ -398,13 +411,10 @@ def test_hosted_page_is_served_and_a_wrong_secret_is_404(
 
 
 @pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
+def chromium() -> Iterator[WebDriver]:
     """Given headless Chromium at phone width (Debian's chromium and chromium-driver)."""
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
         pytest.skip("needs Debian's chromium and chromium-driver (.ci/run installs them)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for flag in CHROMIUM_FLAGS:
@@ -424,11 +434,8 @@ def chromium() -> Iterator[Any]:
 
 @pytest.mark.e2e
 def test_hosted_page_shows_bills_mms_in_chromium_at_phone_width(
-    chromium: Any, view_link: str, tmp_path: Path
+    chromium: WebDriver, view_link: str, tmp_path: Path
 ) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
     # Given the link of the fallback SMS
     # When a phone's browser opens it
     chromium.get(view_link)
@@ -450,12 +457,15 @@ def test_hosted_page_shows_bills_mms_in_chromium_at_phone_width(
         BILLS_SLIDE_2,
     ]
     (picture,) = slides[0].find_elements(By.TAG_NAME, "img")
-    loaded = chromium.execute_script(
-        "const i = arguments[0]; return [i.complete, i.naturalWidth, i.getBoundingClientRect().width]",
+    complete, natural_width, shown_width = chromium.execute_script(
+        "const i = arguments[0];"
+        " return [i.complete, i.naturalWidth, i.getBoundingClientRect().width]",
         picture,
     )
-    assert loaded[0] is True and loaded[1] > 0, loaded  # the presigned S3 URL served it
-    assert 0 < loaded[2] <= PHONE[0]  # fitted into the phone's width
+    # the presigned S3 URL of the embedded AWS served it, and the page fits it to the phone
+    assert complete is True
+    assert natural_width > 0
+    assert 0 < shown_width <= PHONE[0]
     assert slides[1].find_elements(By.TAG_NAME, "img") == []
     # And a screenshot is a PNG of the phone's width, in device pixels
     shot = tmp_path / "hosted-page.png"
