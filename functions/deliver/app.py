@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.batch import (
     EventType,
     process_partial_response,
 )
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -44,7 +45,9 @@ def _step(event: dict[str, Any]) -> dict[str, Any]:
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler
-def handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, Any]:
+def handler(
+    event: dict[str, Any], lambda_context: LambdaContext
+) -> PartialItemFailureResponse | dict[str, Any]:
     if "step" in event:
         return _step(event)
     return process_partial_response(

@@ -91,7 +91,13 @@ def test_legacy_operator_id_is_not_checked(client: Client) -> None:
     # operator codes E650/E651 exist in the current dialect only.
     got = legacy_send(
         client,
-        {"MMSID": legacy_saved(client), "TO": US, "FROM": "28444", "OPERATORID": "not-a-number"},
+        {
+            "MMSID": legacy_saved(client),
+            "TO": US,
+            "FROM": "28444",
+            "FALLBACKSMSTEXT": "see",
+            "OPERATORID": "not-a-number",
+        },
     )
     assert got["STATUS"] == "Success", got
 
