@@ -3,6 +3,8 @@ mandatory set: SERVICEID and FALLBACKSMSTEXT may come from the account and templ
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 from pytest_httpserver import HTTPServer
 
@@ -25,7 +27,7 @@ def legacy_saved(client: Client, extra: str = "") -> str:
 
 
 def legacy_send(
-    client: Client, fields: dict[str, str | None], action: str = "sendSavedMMS", extra: str = ""
+    client: Client, fields: Mapping[str, str | None], action: str = "sendSavedMMS", extra: str = ""
 ) -> dict[str, str]:
     body = "".join(f"<{k}>{v}</{k}>" for k, v in fields.items() if v is not None)
     return answer(
