@@ -22,6 +22,7 @@ from pathlib import Path
 
 from moto import mock_aws
 
+from benchmarks.common import percentile, quiet_environment
 from local.stack import provision
 from mmsapi.carrier.profiles import PROFILES
 from mmsapi.media.images import adapt_image
@@ -36,23 +37,6 @@ from mmsapi.text import fill_merge_tags
 from tests.media import photo_jpeg, tone_wav
 
 NAMES = ("Bill", "Alexandra", "Jo", "Maria-José", "Wei")
-
-
-def _setup() -> None:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "x",
-        "AWS_SECRET_ACCESS_KEY": "x",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "POWERTOOLS_TRACE_DISABLED": "1",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-    }.items():
-        os.environ[name] = value
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def _saved_template(media: MediaStore) -> Template:
@@ -107,7 +91,7 @@ def _saved_template(media: MediaStore) -> Template:
 
 
 def run(sends: int) -> None:
-    _setup()
+    quiet_environment()
     with mock_aws():
         stack = provision("mmsapi-bench")
         os.environ.update(stack.function_environment("ApiFunction"))
@@ -175,8 +159,8 @@ def run(sends: int) -> None:
     )
     for label, times in rows:
         print(
-            f"{label:26}{len(times):6d} {_percentile(times, 0.5):8.2f} "
-            f"{_percentile(times, 0.99):8.2f} {max(times):8.2f}"
+            f"{label:26}{len(times):6d} {percentile(times, 0.5):8.2f} "
+            f"{percentile(times, 0.99):8.2f} {max(times):8.2f}"
         )
     print("message size on the air per profile (limit):")
     for profile_id, size in sorted(sizes.items()):

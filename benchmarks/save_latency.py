@@ -10,16 +10,14 @@ from __future__ import annotations
 import os
 import statistics
 import sys
-import time
 from collections import Counter
 
 from moto import mock_aws
 from pytest_httpserver import HTTPServer
 
-from benchmarks.aws_calls import counting
+from benchmarks.common import percentile, quiet_environment, timed_requests
 from local.functions import function_environment
 from local.stack import provision
-from mmsapi.observability import logger
 from mmsapi.services.accounts import create_account
 from mmsapi.services.api import handle
 from mmsapi.services.context import context
@@ -27,27 +25,6 @@ from mmsapi.settings import get_settings
 from tests.media import photo_jpeg
 
 KEY = "qTFkykO9JTfahCOqJ0V2Wf5Cg1t8iWlZ"
-
-
-def quiet_environment() -> None:
-    """Fake credentials, quiet logs, loopback media: the same for every benchmark."""
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "x",
-        "AWS_SECRET_ACCESS_KEY": "x",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "POWERTOOLS_TRACE_DISABLED": "1",
-        "POWERTOOLS_LOG_LEVEL": "WARNING",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-        "MMS_ALLOW_LOOPBACK_MEDIA": "true",
-    }.items():
-        os.environ[name] = value
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    logger.setLevel("WARNING")  # created at import, before the variables above
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def run(requests: int) -> None:
@@ -79,13 +56,7 @@ def run(requests: int) -> None:
                 f"<message-subject>s</message-subject>{slides}</request>"
             ).encode()
             handle(ctx, body, {}, "127.0.0.1")  # warm: account cache, id block, connections
-            times: list[float] = []
-            with counting() as calls:
-                for _ in range(requests):
-                    start = time.perf_counter()
-                    answer = handle(ctx, body, {}, "127.0.0.1")
-                    times.append((time.perf_counter() - start) * 1000)
-                    assert b"Success" in answer, answer
+            times, calls = timed_requests(ctx, body, requests)
             per_request = Counter({k: v / requests for k, v in calls.items()})
             summary = ", ".join(f"{k} {v:.2f}" for k, v in sorted(per_request.items()))
             print(

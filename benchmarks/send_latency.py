@@ -14,8 +14,7 @@ from collections import Counter
 
 from moto import mock_aws
 
-from benchmarks.aws_calls import counting
-from benchmarks.save_latency import percentile, quiet_environment
+from benchmarks.common import percentile, quiet_environment, timed_requests
 from local.functions import function_environment
 from local.stack import provision
 from mmsapi.models import Shortcode
@@ -60,14 +59,8 @@ def run(requests: int) -> None:
             "</request>"
         ).encode()
         handle(ctx, body, {}, "127.0.0.1")  # warm: account cache, id blocks, connections
-        times: list[float] = []
         started = time.perf_counter()
-        with counting() as calls:
-            for _ in range(requests):
-                start = time.perf_counter()
-                answer = handle(ctx, body, {}, "127.0.0.1")
-                times.append((time.perf_counter() - start) * 1000)
-                assert b"Success" in answer, answer
+        times, calls = timed_requests(ctx, body, requests)
         wall = time.perf_counter() - started
     per_send = {k: v / requests for k, v in sorted(calls.items())}
     print(f"sendSavedMMS via the API handler, in-process, emulated AWS (moto), {requests} sends")

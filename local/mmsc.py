@@ -60,7 +60,7 @@ from mmsapi.carrier.mm7 import (
     build_submit_rsp,
     parse_submit_req,
 )
-from mmsapi.media.guard import NetworkError, guarded_request
+from mmsapi.media.guard import NetworkError, post_bytes
 
 log = logging.getLogger(__name__)
 
@@ -352,24 +352,22 @@ class SimulatedMmsc:
     def _send(self, body: bytes, content_type: str) -> bool:
         headers = {"Content-Type": content_type, "SOAPAction": f'"{NAMESPACES["6.8.0"]}"'}
         try:
-            with guarded_request(
-                "POST",
+            status = post_bytes(
                 self.report_url,
-                body=body,
-                headers=headers,
-                max_redirects=0,
+                body,
+                headers,
                 allow_loopback=True,  # the local API, by design
+                timeout=10.0,
                 connect_timeout=2.0,
-                read_timeout=10.0,
-                deadline=time.monotonic() + 10.0,
-            ) as response:
-                ok = 200 <= response.status < 300
-                if not ok:
-                    log.info("MMSC: report URL answered HTTP %s", response.status)
-                return ok
+                max_response_bytes=None,
+            ).status
         except NetworkError as exc:
             log.info("MMSC: report URL not reachable: %s", exc.reason)
             return False
+        ok = 200 <= status < 300
+        if not ok:
+            log.info("MMSC: report URL answered HTTP %s", status)
+        return ok
 
 
 class _MmscServer(ThreadingHTTPServer):

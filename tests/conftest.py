@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from local.functions import function_environment
+from local.functions import by_name_and_arn, describe_functions, function_environment
 from local.stack import Stack, provision
 from mmsapi.models import Account, Dialect, Shortcode
 from mmsapi.services import context as context_module
@@ -75,6 +75,20 @@ def stack(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> It
         _fresh()
         yield built
         _fresh()
+
+
+@pytest.fixture
+def functions_bridged(stack: Stack) -> Stack:
+    """Given the stack's functions loaded, and the Lambda tasks of executing state machines
+    run by them (the real handlers), as in the local runtime."""
+    from local.stepfunctions import install_lambda_bridge  # moto's ASL interpreter: slow
+
+    functions = describe_functions(stack)
+    for function in functions.values():
+        function.load()
+    callable_by = by_name_and_arn(functions)
+    install_lambda_bridge(lambda name, event: callable_by[name].invoke(event))
+    return stack
 
 
 @pytest.fixture

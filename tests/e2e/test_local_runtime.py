@@ -10,216 +10,30 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import boto3
 import pytest
-from lxml import etree
 from pytest_httpserver import HTTPServer
-from werkzeug import Request, Response
 
 from mmsapi.media.ffmpeg import probe
+from tests.e2e.runtime import KEY, LocalRuntime, Postback, answer, started_runtime, stop
 from tests.media import VCARD, photo_jpeg, tone_wav
 from tests.media_av import make_media
 
-ROOT = Path(__file__).resolve().parents[2]
-KEY = "qTFkykO9JTfahCOqJ0V2Wf5Cg1t8iWlZ"
-START_TIMEOUT = 60.0
 POSTBACK_TIMEOUT = 20.0
 ENCODE_TIMEOUT = 120.0
-
-
-# ---------------------------------------------------------------- the runtime under test
-
-
-@dataclass
-class Postback:
-    body: bytes
-    headers: dict[str, str]
-
-    @property
-    def fields(self) -> dict[str, str]:
-        return answer(self.body)[1]
-
-
-@dataclass
-class Postbacks:
-    """What the postback URL received (pytest-httpserver calls `record` on its thread)."""
-
-    received: list[Postback] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def record(self, request: Request) -> Response:
-        with self.lock:
-            headers = {name.lower(): value for name, value in request.headers.items()}
-            self.received.append(Postback(request.get_data(), headers))
-        return Response("ok", status=200)
-
-    def wait_for(self, found: Callable[[Postback], bool], timeout: float) -> Postback:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with self.lock:
-                for postback in self.received:
-                    if found(postback):
-                        return postback
-            time.sleep(0.1)
-        raise AssertionError(f"no such postback within {timeout} s; got {self.received}")
-
-    def all(self) -> list[Postback]:
-        with self.lock:
-            return list(self.received)
-
-
-@dataclass
-class LocalRuntime:
-    process: subprocess.Popen[bytes]
-    env: dict[str, str]
-    api_url: str
-    data_dir: Path
-    output: Path
-    web: HTTPServer
-    postbacks: Postbacks
-
-    @property
-    def state_file(self) -> Path:
-        return self.data_dir / "runtime.json"
-
-    def text(self) -> str:
-        return self.output.read_text(encoding="utf-8", errors="replace")
-
-    def post(self, path: str, body: str, content_type: str = "application/xml") -> bytes:
-        request = urllib.request.Request(
-            self.api_url + path,
-            data=body.encode("utf-8"),
-            headers={"Content-Type": content_type},
-            method="POST",
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            assert response.status == 200
-            data: bytes = response.read()
-            return data
-
-    def _aws(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Connection settings of the runtime's embedded AWS, and its environment."""
-        state = json.loads(self.state_file.read_text())
-        connection = {
-            "endpoint_url": state["aws_endpoint"],
-            "region_name": "us-east-1",
-            "aws_access_key_id": "testing",
-            "aws_secret_access_key": "testing",
-        }
-        return connection, state["environment"]
-
-    def template(self, mms_id: str) -> dict[str, Any]:
-        connection, env = self._aws()
-        item = boto3.client("dynamodb", **connection).get_item(
-            TableName=env["MMS_TEMPLATES_TABLE"], Key={"mms_id": {"N": mms_id}}
-        )["Item"]
-        doc: dict[str, Any] = json.loads(item["doc"]["S"])
-        return doc
-
-    def media(self, key: str) -> bytes:
-        connection, env = self._aws()
-        s3 = boto3.client("s3", **connection)
-        data: bytes = s3.get_object(Bucket=env["MMS_MEDIA_BUCKET"], Key=key)["Body"].read()
-        return data
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """A command line of the project (admin, invoke) beside the running runtime."""
-        return subprocess.run(
-            [sys.executable, *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def answer(xml: bytes) -> tuple[str, dict[str, str]]:
-    """The root tag of an XML answer and its flat fields."""
-    root = etree.fromstring(xml)
-    return str(root.tag), {str(child.tag): child.text or "" for child in root}
-
-
-def stop(process: subprocess.Popen[bytes], timeout: float) -> int | None:
-    """Ctrl-C, as a terminal would send it; the exit code, or None if it hung."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-    try:
-        return process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return None
 
 
 @pytest.fixture(scope="module")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
     """Given `python -m local.runtime` on free ports, postbacks going to a local server."""
-    tmp = tmp_path_factory.mktemp("local-runtime")
-    web = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    web.start()
-    postbacks = Postbacks()
-    web.expect_request("/postback", method="POST").respond_with_handler(postbacks.record)
-    port, aws_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "MMS_LOCAL_PORT": str(port),
-        "MMS_LOCAL_AWS_PORT": str(aws_port),
-        "MMS_LOCAL_DATA_DIR": str(tmp / "data"),
-        "MMS_LOCAL_POSTBACK_URL": web.url_for("/postback"),
-        "PYTHONUNBUFFERED": "1",
-    }
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "MMS_LOCAL_API_KEY"):
-        env.pop(name, None)
-    output = tmp / "runtime.out"
-    with output.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "local.runtime"],
-            cwd=ROOT,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    started = LocalRuntime(
-        process, env, f"http://127.0.0.1:{port}", tmp / "data", output, web, postbacks
-    )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not started.state_file.exists():
-            if process.poll() is not None:
-                pytest.fail(f"the runtime exited with {process.returncode}:\n{started.text()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"the runtime was not ready in {START_TIMEOUT} s:\n{started.text()}")
-            time.sleep(0.1)
+    with started_runtime(tmp_path_factory.mktemp("local-runtime")) as started:
         yield started
-    finally:
-        if stop(process, 10) is None:
-            process.kill()
-            process.wait()
-        web.clear()
-        web.stop()
 
 
 def save_xml(

@@ -9,7 +9,7 @@ UAProf. Sends happen in module fixtures; each test checks one stage of them:
                     -> sendSavedMMS(REFUSING) -> fallback SMS with a link -> N101 SMS -> N202
                     -> the link, opened in Chromium at phone width
 
-The runtime helpers (LocalRuntime, Postbacks, ...) are test_local_runtime's. Chromium
+The runtime helpers (LocalRuntime, Postbacks, ...) are tests/e2e/runtime.py's. Chromium
 is Debian's (/usr/bin/chromium, /usr/bin/chromedriver: .ci/run installs them); set
 MMS_E2E_SCREENSHOT=/some/file.png to keep a copy of the page's screenshot.
 """
@@ -20,8 +20,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -34,7 +32,6 @@ from typing import Any
 import pytest
 from lxml import etree
 from PIL import Image
-from pytest_httpserver import HTTPServer
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.chrome.webdriver import WebDriver
@@ -43,17 +40,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from mmsapi.carrier.mm7 import parse_submit_req
 from mmsapi.tracking import parse_tracking_id
-from tests.e2e.test_local_runtime import (
-    KEY,
-    ROOT,
-    START_TIMEOUT,
-    LocalRuntime,
-    Postback,
-    Postbacks,
-    answer,
-    free_port,
-    stop,
-)
+from tests.e2e.runtime import KEY, LocalRuntime, Postback, answer, started_runtime
 from tests.media import photo_jpeg
 
 NUMBER = "14044790000"  # the MMSC delivers and reports an iPhone
@@ -87,59 +74,16 @@ CHROMIUM_FLAGS = ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRuntime]:
     """Given `python -m local.runtime` on free ports, its simulated MMSC following
     MMSC_RULES, postbacks going to a local server."""
-    tmp = tmp_path_factory.mktemp("sending")
-    web = HTTPServer(host="127.0.0.1", port=0, threaded=True)
-    web.start()
-    postbacks = Postbacks()
-    web.expect_request("/postback", method="POST").respond_with_handler(postbacks.record)
-    web.expect_request("/images/coupon.jpg").respond_with_data(
-        photo_jpeg(), content_type="image/jpeg"
-    )
-    port, aws_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "MMS_LOCAL_PORT": str(port),
-        "MMS_LOCAL_AWS_PORT": str(aws_port),
-        "MMS_LOCAL_DATA_DIR": str(tmp / "data"),
-        "MMS_LOCAL_POSTBACK_URL": web.url_for("/postback"),
-        "MMS_LOCAL_MMSC_RULES": json.dumps(MMSC_RULES),
-        "PYTHONUNBUFFERED": "1",
-    }
-    for name in (
-        "AWS_ENDPOINT_URL",
-        "AWS_PROFILE",
-        "MMS_LOCAL_API_KEY",
-        "MMS_MM7_URL",  # a real MMSC would replace the simulated one
-        "MMS_LOCAL_SMS_FAIL",
-    ):
-        env.pop(name, None)
-    output = tmp / "runtime.out"
-    with output.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "local.runtime"],
-            cwd=ROOT,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
+    with started_runtime(
+        tmp_path_factory.mktemp("sending"),
+        env={"MMS_LOCAL_MMSC_RULES": json.dumps(MMSC_RULES)},
+        # A real MMSC would replace the simulated one; a failing SMS gateway, the SMS.
+        unset=("MMS_MM7_URL", "MMS_LOCAL_SMS_FAIL"),
+    ) as started:
+        started.web.expect_request("/images/coupon.jpg").respond_with_data(
+            photo_jpeg(), content_type="image/jpeg"
         )
-    started = LocalRuntime(
-        process, env, f"http://127.0.0.1:{port}", tmp / "data", output, web, postbacks
-    )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not started.state_file.exists():
-            if process.poll() is not None:
-                pytest.fail(f"the runtime exited with {process.returncode}:\n{started.text()}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"the runtime was not ready in {START_TIMEOUT} s:\n{started.text()}")
-            time.sleep(0.1)
         yield started
-    finally:
-        if stop(process, 10) is None:
-            process.kill()
-            process.wait()
-        web.clear()
-        web.stop()
 
 
 def wait_for_file(find: Callable[[], Path | None], what: str, runtime: LocalRuntime) -> Path:

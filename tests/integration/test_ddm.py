@@ -11,10 +11,8 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from local.functions import by_name_and_arn, describe_functions
 from local.mmsc import Rule, SimulatedMmsc
 from local.stack import Stack
-from local.stepfunctions import install_lambda_bridge
 from mmsapi.models import SendStatus
 from mmsapi.services import context as context_module
 from mmsapi.services.ddm import after_discovery
@@ -35,7 +33,7 @@ SAMSUNG = "http://wap.samsungmobile.com/uaprof/SM-G991B.xml"
 @pytest.fixture
 def mmsc(
     client: Client,
-    stack: Stack,
+    functions_bridged: Stack,
     httpserver: HTTPServer,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -60,11 +58,6 @@ def mmsc(
     get_settings.cache_clear()
     context_module.reset()
     client.ctx = context_module.context()
-    functions = describe_functions(stack)
-    for function in functions.values():
-        function.load()
-    callable_by = by_name_and_arn(functions)
-    install_lambda_bridge(lambda name, event: callable_by[name].invoke(event))
     yield server
     server.stop()
 

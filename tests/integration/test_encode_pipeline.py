@@ -9,9 +9,7 @@ from pathlib import Path
 import pytest
 from pytest_httpserver import HTTPServer
 
-from local.functions import by_name_and_arn, describe_functions
 from local.stack import Stack
-from local.stepfunctions import install_lambda_bridge
 from mmsapi.media.ffmpeg import probe
 from mmsapi.media.types import MediaKind
 from mmsapi.models import Template, TemplateStatus
@@ -21,17 +19,6 @@ from tests.media import photo_jpeg
 from tests.media_av import make_media
 
 pytestmark = pytest.mark.state_machines_execute
-
-
-@pytest.fixture
-def executing(stack: Stack) -> Stack:
-    """Given state machines that execute, their Lambda tasks run by the real handlers."""
-    functions = describe_functions(stack)
-    for function in functions.values():
-        function.load()
-    callable_by = by_name_and_arn(functions)
-    install_lambda_bridge(lambda name, event: callable_by[name].invoke(event))
-    return stack
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +45,7 @@ def serve_file(httpserver: HTTPServer, path: Path, content_type: str) -> str:
 
 
 def test_audio_and_video_are_encoded_then_ready_with_real_durations(
-    client: Client, executing: Stack, httpserver: HTTPServer, av_dir: Path, tmp_path: Path
+    client: Client, functions_bridged: Stack, httpserver: HTTPServer, av_dir: Path, tmp_path: Path
 ) -> None:
     # Given a slide with image + audio and a slide with video, served locally
     audio = serve_file(httpserver, make_media(av_dir, "tone.wav"), "audio/wav")
@@ -99,11 +86,11 @@ def test_audio_and_video_are_encoded_then_ready_with_real_durations(
                 assert rendition.codec == codec
             assert rendition.codec in {s.codec_name for s in found.streams}
     # And N003 is announced
-    assert [e["detail"]["code"] for e in postback_events(executing)] == ["N003"]
+    assert [e["detail"]["code"] for e in postback_events(functions_bridged)] == ["N003"]
 
 
 def test_corrupt_audio_fails_with_e002_and_the_template_is_unusable(
-    client: Client, executing: Stack, httpserver: HTTPServer
+    client: Client, functions_bridged: Stack, httpserver: HTTPServer
 ) -> None:
     # Given an audio URL serving garbage with an audio type
     httpserver.expect_request("/bad.mp3").respond_with_data(
@@ -121,6 +108,6 @@ def test_corrupt_audio_fails_with_e002_and_the_template_is_unusable(
     template = wait_until_encoded(client, int(got["mms-id"]))
     # Then the template failed with E002 naming the audio URL
     assert (template.status, template.failure_code) == (TemplateStatus.FAILED, "E002")
-    [event] = postback_events(executing)
+    [event] = postback_events(functions_bridged)
     assert event["detail"]["code"] == "E002"
     assert event["detail"]["fields"]["audio-name"] == url

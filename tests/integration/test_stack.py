@@ -27,18 +27,8 @@ from mmsapi.store.templates import ACCOUNT_INDEX
 
 
 @pytest.fixture
-def emulated_aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SECURITY_TOKEN": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+def emulated_aws() -> Iterator[None]:
+    """Given an empty emulated AWS (fake credentials: tests/conftest.py, autouse)."""
     with mock_aws():
         yield
 

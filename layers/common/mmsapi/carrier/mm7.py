@@ -17,7 +17,7 @@ choose ("=_" cannot occur inside it), and the size estimate that adaptation
 targets (size × 1.37, message.air_bytes) already counts the base64 cost.
 
 Parsing is lenient about where namespaces are declared (operators differ) but
-strict about safety: no DTD, no entities, no network (as mmsapi/xml/parse.py).
+strict about safety: no DTD, no entities, no network (mmsapi/xml/safe.py).
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from pydantic import BaseModel
 
 from mmsapi.carrier.message import MessagePart, OutgoingMessage
 from mmsapi.carrier.smil import build_smil
+from mmsapi.xml.safe import UnsafeXmlError, parse_untrusted
 
 Version = Literal["5.3.0", "6.8.0"]
 _MM7_SCHEMA: Final = "http://www.3gpp.org/ftp/Specs/archive/23_series/23.140/schema/"
@@ -497,29 +498,16 @@ def build_delivery_report_rsp(
 
 # ---- reading: XML ------------------------------------------------------------
 
-_DOCTYPE: Final = re.compile(rb"<!\s*(doctype|entity)", re.IGNORECASE)
-_PARSER: Final = etree.XMLParser(
-    resolve_entities=False,
-    no_network=True,
-    load_dtd=False,
-    dtd_validation=False,
-    huge_tree=False,
-    remove_comments=True,
-    remove_pis=True,
-)
 _VERSION_BY_NAMESPACE: Final = {ns: version for version, ns in NAMESPACES.items()}
 
 
 def _parse_xml(data: bytes) -> etree._Element:
-    if _DOCTYPE.search(data) or _DOCTYPE.search(data.replace(b"\x00", b"")):
-        raise MM7Error("DTDs and entities are not accepted")
     try:
-        root = etree.fromstring(data, _PARSER)
-    except (etree.XMLSyntaxError, ValueError) as exc:
-        raise MM7Error(f"invalid XML: {str(exc)[:200]}") from None
-    if root is None or root.getroottree().docinfo.internalDTD is not None:
-        raise MM7Error("DTDs and entities are not accepted")
-    return root
+        return parse_untrusted(data)
+    except UnsafeXmlError as exc:
+        raise MM7Error(
+            str(exc) if exc.syntax is None else f"invalid XML: {exc.syntax[:200]}"
+        ) from None
 
 
 def _local(element: etree._Element) -> str:

@@ -17,11 +17,10 @@ What comes back, and what the caller does with it:
 from __future__ import annotations
 
 import base64
-import time
 from typing import Final
 
 from mmsapi.carrier.mm7 import MM7Error, SubmitResult, parse_submit_rsp
-from mmsapi.media.guard import NetworkError, guarded_request
+from mmsapi.media.guard import NetworkError, post_bytes
 from mmsapi.settings import Settings, get_settings
 
 # A SubmitRsp is a few hundred bytes; anything beyond this is not one.
@@ -71,27 +70,22 @@ def submit(
     if username:
         headers["Authorization"] = _basic(username, password)
     try:
-        with guarded_request(
-            "POST",
+        answer = post_bytes(
             url,
-            body=body,
-            headers=headers,
-            max_redirects=0,
+            body,
+            headers,
             # Loopback only where the local runtime allows it (its simulated MMSC).
             allow_loopback=settings.allow_loopback_media,
-            connect_timeout=timeout,
-            read_timeout=timeout,
-            deadline=time.monotonic() + timeout,
-        ) as response:
-            status, reason = response.status, response.reason
-            answer = response.read_body(MAX_RESPONSE_BYTES)
-            answer_type = response.header("Content-Type") or "text/xml"
+            timeout=timeout,
+            max_response_bytes=MAX_RESPONSE_BYTES,
+        )
     except NetworkError as exc:
         raise CarrierUnavailable(f"MM7 submit to {url} failed: {exc.reason}") from exc
+    status, reason = answer.status, answer.reason
     if status == 429 or status > 500:
         raise CarrierUnavailable(f"MMSC answered HTTP {status} {reason}".strip())
     try:
-        return parse_submit_rsp(answer, answer_type)
+        return parse_submit_rsp(answer.body, answer.content_type or "text/xml")
     except MM7Error:
         if 200 <= status < 300:
             raise

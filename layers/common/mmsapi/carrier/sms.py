@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from mmsapi.carrier.mm7_client import CarrierUnavailable
-from mmsapi.media.guard import NetworkError, guarded_request
+from mmsapi.media.guard import NetworkError, post_bytes
 from mmsapi.settings import Settings, get_settings
 from mmsapi.store import aws
 
@@ -70,21 +69,19 @@ class HttpSms:
     def send(self, to: str, sender: str, text: str) -> str:
         body = json.dumps({"to": to, "from": sender, "text": text}).encode()
         try:
-            with guarded_request(
-                "POST",
+            answer = post_bytes(
                 self.settings.sms_url,
-                body=body,
-                headers={"Content-Type": "application/json"},
-                max_redirects=0,
+                body,
+                {"Content-Type": "application/json"},
                 allow_loopback=self.settings.allow_loopback_media,
+                timeout=15,
                 connect_timeout=5,
                 read_timeout=10,
-                deadline=time.monotonic() + 15,
-            ) as response:
-                payload = response.read_body(64 * 1024)
-                status = response.status
+                max_response_bytes=64 * 1024,
+            )
         except NetworkError as exc:
             raise CarrierUnavailable(f"SMS gateway: {exc}") from exc
+        status, payload = answer.status, answer.body
         if status >= 500:
             raise CarrierUnavailable(f"SMS gateway answered HTTP {status}")
         if status != 200:

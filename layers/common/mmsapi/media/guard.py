@@ -567,3 +567,46 @@ def guarded_request(
     if max_redirects == 0:
         raise GuardError(f"HTTP {response.status} redirect to {location!r} not followed")
     raise GuardError(f"too many redirects (more than {max_redirects})")
+
+
+@dataclass(frozen=True)
+class PostAnswer:
+    """The answer to post_bytes: status line, Content-Type and the (capped) body."""
+
+    status: int
+    reason: str
+    content_type: str | None
+    body: bytes
+
+
+def post_bytes(
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    allow_loopback: bool,
+    timeout: float,
+    max_response_bytes: int | None,
+    connect_timeout: float | None = None,
+    read_timeout: float | None = None,
+) -> PostAnswer:
+    """POST bytes through the guard, redirects not followed, and read the answer.
+
+    `timeout` is the overall deadline in seconds, and the connect and read
+    timeouts unless those are given. The body is read up to max_response_bytes
+    (BodyTooLargeError beyond); with None it is left unread (b"").
+    NetworkError (GuardError, BodyTooLargeError) as guarded_request.
+    """
+    with guarded_request(
+        "POST",
+        url,
+        body=body,
+        headers=headers,
+        max_redirects=0,
+        allow_loopback=allow_loopback,
+        connect_timeout=timeout if connect_timeout is None else connect_timeout,
+        read_timeout=timeout if read_timeout is None else read_timeout,
+        deadline=time.monotonic() + timeout,
+    ) as response:
+        answer = b"" if max_response_bytes is None else response.read_body(max_response_bytes)
+        return PostAnswer(response.status, response.reason, response.header("Content-Type"), answer)

@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import time
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
-from mmsapi.media.guard import NetworkError, guarded_request
+from mmsapi.media.guard import NetworkError, post_bytes
 from mmsapi.models import Account, Dialect
 from mmsapi.observability import logger
 from mmsapi.settings import Settings, get_settings
@@ -105,21 +104,16 @@ def deliver(
         headers[ID_HEADER] = event_id
     if secret:
         headers[SIGNATURE_HEADER] = sign(body, secret)
-    timeout = settings.postback_timeout
     try:
-        with guarded_request(
-            "POST",
+        status = post_bytes(
             url,
-            body=body,
-            headers=headers,
-            max_redirects=0,
+            body,
+            headers,
             allow_loopback=settings.allow_loopback_media,
-            connect_timeout=timeout,
-            read_timeout=timeout,
             # The legacy policy: the receiver answers within the timeout, or we retry.
-            deadline=time.monotonic() + timeout,
-        ) as response:
-            status = response.status
+            timeout=settings.postback_timeout,
+            max_response_bytes=None,
+        ).status
     except NetworkError as exc:
         raise DeliveryError(f"postback to {url} failed: {exc.reason}") from exc
     if not 200 <= status < 300:

@@ -6,12 +6,9 @@ import hashlib
 import secrets
 import time
 
-from botocore.exceptions import ClientError
-
-from mmsapi.errors import DomainError
 from mmsapi.models import Account
 from mmsapi.settings import get_settings
-from mmsapi.store import aws
+from mmsapi.store import aws, dynamo
 
 KEY_HASH_INDEX = "by-key-hash"
 
@@ -38,45 +35,24 @@ class AccountStore:
         now = time.monotonic()
         if hit and now - hit[0] < ttl:
             return hit[1]
-        try:
-            found = aws.dynamodb().query(
-                TableName=self.table,
-                IndexName=KEY_HASH_INDEX,
-                KeyConditionExpression="key_hash = :h",
-                ExpressionAttributeValues={":h": {"S": digest}},
-                Limit=1,
-            )
-        except ClientError as exc:
-            raise DomainError(f"accounts lookup failed: {exc}") from exc
-        items = found.get("Items", [])
-        account = Account.model_validate_json(items[0]["doc"]["S"]) if items else None
+        item = dynamo.query_one(self.table, KEY_HASH_INDEX, "key_hash", digest, what="accounts")
+        account = Account.model_validate_json(item["doc"]["S"]) if item else None
         if len(self._cache) > 1000:
             self._cache.clear()
         self._cache[digest] = (now, account)
         return account
 
     def get(self, account_id: str) -> Account | None:
-        try:
-            found = aws.dynamodb().get_item(
-                TableName=self.table, Key={"account_id": {"S": account_id}}, ConsistentRead=True
-            )
-        except ClientError as exc:
-            raise DomainError(f"account read failed: {exc}") from exc
-        item = found.get("Item")
+        item = dynamo.get_item(self.table, {"account_id": {"S": account_id}}, what="account")
         return Account.model_validate_json(item["doc"]["S"]) if item else None
 
     def put(self, account: Account) -> None:
-        try:
-            aws.dynamodb().put_item(
-                TableName=self.table,
-                Item={
-                    "account_id": {"S": account.account_id},
-                    "key_hash": {"S": account.key_hash},
-                    "doc": {"S": account.model_dump_json()},
-                },
-            )
-        except ClientError as exc:
-            raise DomainError(f"account write failed: {exc}") from exc
+        item = {
+            "account_id": {"S": account.account_id},
+            "key_hash": {"S": account.key_hash},
+            "doc": {"S": account.model_dump_json()},
+        }
+        dynamo.put_item(self.table, item, what="account")
         self._cache.clear()
 
     def all(self) -> list[Account]:

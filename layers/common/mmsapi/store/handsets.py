@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from mmsapi.errors import DomainError
 from mmsapi.settings import get_settings
-from mmsapi.store import aws
+from mmsapi.store import aws, dynamo
 
 LIFETIME: Final = timedelta(days=365)
 
@@ -63,10 +63,7 @@ class HandsetCache:
             updated_at=moment,
             expires_at=int((moment + LIFETIME).timestamp()),
         )
-        try:
-            aws.dynamodb().put_item(TableName=self.table, Item=_item(entry))
-        except ClientError as exc:
-            raise DomainError(f"handset write failed: {exc}") from exc
+        dynamo.put_item(self.table, _item(entry), what="handset")
         return entry
 
 

@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 from mmsapi.errors import DomainError
 from mmsapi.models import Send, SendStatus, utcnow
 from mmsapi.settings import get_settings
-from mmsapi.store import aws
+from mmsapi.store import aws, dynamo
 
 CARRIER_INDEX = "by-carrier-message"
 
@@ -31,14 +31,7 @@ class SendStore:
         return item
 
     def create(self, send: Send) -> None:
-        try:
-            aws.dynamodb().put_item(
-                TableName=self.table,
-                Item=self._item(send),
-                ConditionExpression="attribute_not_exists(send_id)",
-            )
-        except ClientError as exc:
-            raise DomainError(f"send write failed: {exc}") from exc
+        dynamo.create_item(self.table, self._item(send), "send_id", what="send")
 
     def save(self, send: Send, expected: SendStatus | None = None) -> bool:
         """Write a send; with `expected`, only if its stored status is still that."""
@@ -50,37 +43,17 @@ class SendStore:
                 "ExpressionAttributeNames": {"#s": "status"},
                 "ExpressionAttributeValues": {":expected": {"S": expected.value}},
             }
-        try:
-            aws.dynamodb().put_item(TableName=self.table, Item=self._item(send), **extra)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise DomainError(f"send write failed: {exc}") from exc
-        return True
+        return dynamo.put_item(self.table, self._item(send), what="send", **extra)
 
     def get(self, send_id: int) -> Send | None:
-        try:
-            found = aws.dynamodb().get_item(
-                TableName=self.table, Key={"send_id": {"N": str(send_id)}}, ConsistentRead=True
-            )
-        except ClientError as exc:
-            raise DomainError(f"send read failed: {exc}") from exc
-        item = found.get("Item")
+        item = dynamo.get_item(self.table, {"send_id": {"N": str(send_id)}}, what="send")
         return Send.model_validate_json(item["doc"]["S"]) if item else None
 
     def by_carrier_message_id(self, message_id: str) -> Send | None:
-        try:
-            found = aws.dynamodb().query(
-                TableName=self.table,
-                IndexName=CARRIER_INDEX,
-                KeyConditionExpression="carrier_message_id = :m",
-                ExpressionAttributeValues={":m": {"S": message_id}},
-                Limit=1,
-            )
-        except ClientError as exc:
-            raise DomainError(f"send lookup failed: {exc}") from exc
-        items = found.get("Items", [])
-        return Send.model_validate_json(items[0]["doc"]["S"]) if items else None
+        item = dynamo.query_one(
+            self.table, CARRIER_INDEX, "carrier_message_id", message_id, what="send"
+        )
+        return Send.model_validate_json(item["doc"]["S"]) if item else None
 
 
 class SendQueue:

@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 from mmsapi.errors import DomainError
 from mmsapi.models import Template, TemplateStatus, TemplateSummary
 from mmsapi.settings import get_settings
-from mmsapi.store import aws
+from mmsapi.store import aws, dynamo
 
 ACCOUNT_INDEX = "by-account"
 
@@ -34,39 +34,21 @@ class TemplateStore:
         }
 
     def create(self, template: Template) -> None:
-        try:
-            aws.dynamodb().put_item(
-                TableName=self.table,
-                Item=self._item(template),
-                ConditionExpression="attribute_not_exists(mms_id)",
-            )
-        except ClientError as exc:
-            raise DomainError(f"template write failed: {exc}") from exc
+        dynamo.create_item(self.table, self._item(template), "mms_id", what="template")
 
     def replace(self, template: Template, expected: TemplateStatus) -> bool:
         """Overwrite a template if its status is still `expected`; False if it is not."""
-        try:
-            aws.dynamodb().put_item(
-                TableName=self.table,
-                Item=self._item(template),
-                ConditionExpression="#s = :expected",
-                ExpressionAttributeNames={"#s": "status"},
-                ExpressionAttributeValues={":expected": {"S": expected.value}},
-            )
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise DomainError(f"template write failed: {exc}") from exc
-        return True
+        return dynamo.put_item(
+            self.table,
+            self._item(template),
+            what="template",
+            ConditionExpression="#s = :expected",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":expected": {"S": expected.value}},
+        )
 
     def get(self, mms_id: int) -> Template | None:
-        try:
-            found = aws.dynamodb().get_item(
-                TableName=self.table, Key={"mms_id": {"N": str(mms_id)}}, ConsistentRead=True
-            )
-        except ClientError as exc:
-            raise DomainError(f"template read failed: {exc}") from exc
-        item = found.get("Item")
+        item = dynamo.get_item(self.table, {"mms_id": {"N": str(mms_id)}}, what="template")
         return Template.model_validate_json(item["doc"]["S"]) if item else None
 
     def mark_deleting(self, mms_id: int, account_id: str) -> bool:
@@ -84,7 +66,7 @@ class TemplateStore:
                 },
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if exc.response["Error"]["Code"] == dynamo.CONDITION_FAILED:
                 return False
             raise DomainError(f"template update failed: {exc}") from exc
         return True
