@@ -22,14 +22,26 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mmsapi.observability import logger, metrics, tracer
 from mmsapi.services.context import context
 from mmsapi.services.ddm import after_discovery, discover
-from mmsapi.services.deliver import deliver
+from mmsapi.services.deliver import RetryLater, deliver, give_up, retry_delay
+from mmsapi.settings import get_settings
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# A failed record is reported, not raised, even when it is the whole batch (BatchSize 1).
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def _one(record: SQSRecord) -> None:
-    # A RetryLater raised here leaves the message to come back after the visibility timeout.
-    outcome = deliver(context(), int(json.loads(record.body)["send_id"]))
+    ctx = context()
+    send_id = int(json.loads(record.body)["send_id"])
+    try:
+        outcome = deliver(ctx, send_id)
+    except RetryLater as exc:
+        attempt = int(record.attributes.approximate_receive_count)
+        if attempt >= get_settings().send_max_attempts:
+            outcome = give_up(ctx, send_id, str(exc))
+        else:
+            # Reported as failed, the message comes back after a doubling wait.
+            ctx.send_queue.retry_later(record.receipt_handle, retry_delay(attempt))
+            raise
     logger.info("delivered", extra={"message_id": record.message_id, "outcome": outcome})
 
 

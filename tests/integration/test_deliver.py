@@ -17,12 +17,14 @@ from local.sms import SimulatedSmsGateway
 from local.stack import Stack
 from mmsapi.models import SendStatus
 from mmsapi.services import context as context_module
-from mmsapi.services.deliver import RetryLater, deliver
+from mmsapi.services.deliver import RetryLater, deliver, retry_delay
 from mmsapi.services.report import mm7_report, sms_report
 from mmsapi.settings import get_settings
+from mmsapi.store import aws
 from mmsapi.tracking import parse_tracking_id
 from tests.conftest import Client
 from tests.integration.helpers import answer, postback_events
+from tests.lambda_context import FakeLambdaContext, load_handler_module
 from tests.media import photo_jpeg
 
 DELIVERED_TO = "14044790000"
@@ -214,3 +216,53 @@ def test_carrier_down_gives_the_send_back_for_a_retry(
     assert stored is not None
     assert stored.status is SendStatus.QUEUED
     assert postback_events(stack) == []
+
+
+def test_a_send_the_carrier_never_takes_ends_with_e999(
+    client: Client, stack: Stack, httpserver: HTTPServer, carrier: Carrier
+) -> None:
+    # Given a send to a number whose carrier stays unavailable, on its queue
+    send_id = send(client, template(client, httpserver), DOWN)
+    postback_events(stack)
+    handler = load_handler_module("deliver").handler
+    queue = stack.physical["SendQueue"]
+    # When the deliver function receives it once per attempt
+    results = []
+    for _attempt in range(get_settings().send_max_attempts):
+        got = aws.sqs().receive_message(
+            QueueUrl=queue,
+            MaxNumberOfMessages=1,
+            VisibilityTimeout=0,
+            MessageSystemAttributeNames=["All"],
+        )["Messages"][0]
+        event = {
+            "Records": [
+                {
+                    "messageId": got["MessageId"],
+                    "receiptHandle": got["ReceiptHandle"],
+                    "body": got["Body"],
+                    "attributes": got["Attributes"],
+                    "messageAttributes": {},
+                    "md5OfBody": got["MD5OfBody"],
+                    "eventSource": "aws:sqs",
+                    "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q",
+                    "awsRegion": "us-east-1",
+                }
+            ]
+        }
+        results.append(handler(event, FakeLambdaContext()))
+        # the handler pushed the retry back: bring it forward for the test
+        aws.sqs().change_message_visibility(
+            QueueUrl=queue, ReceiptHandle=got["ReceiptHandle"], VisibilityTimeout=0
+        )
+    # Then every attempt but the last is reported failed (retried), the last gives up
+    assert [len(r["batchItemFailures"]) for r in results] == [1, 1, 1, 1, 0]
+    [event_sent] = postback_events(stack)
+    assert event_sent["detail"]["code"] == "E999"
+    stored = client.ctx.sends.get(send_id)
+    assert stored is not None
+    assert stored.status is SendStatus.FAILED
+
+
+def test_retry_waits_double() -> None:
+    assert [retry_delay(n) for n in (1, 2, 3, 4)] == [30, 60, 120, 240]

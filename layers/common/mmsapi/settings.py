@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     mm7_vasp_id: str = "mmsapi"
     mm7_vas_id: str = "mmsapi"
     mm7_timeout: float = 20.0
+    # A send the carrier keeps refusing to take is retried this often (the send queue's
+    # maxReceiveCount), with doubling waits from send_retry_seconds, then E999.
+    send_max_attempts: int = 5
+    send_retry_seconds: int = 30
     # Delivery reports are accepted only on routes carrying this token.
     carrier_report_token: str = ""
     # Fallback SMS: a simulated gateway's URL locally, else AWS End User Messaging.

@@ -152,3 +152,20 @@ def _fail(ctx: Context, send: Send, reason: str) -> str:
     ctx.sends.save(send)
     announce_send(ctx, send, "E101", FAILED, details=reason)
     return "failed"
+
+
+def retry_delay(attempt: int) -> int:
+    """Seconds before attempt `attempt + 1`: doubling from settings.send_retry_seconds."""
+    first = get_settings().send_retry_seconds
+    return int(min(12 * 3600, first * 2 ** max(0, attempt - 1)))
+
+
+def give_up(ctx: Context, send_id: int, reason: str) -> str:
+    """The last attempt failed too: tell the customer (E999) instead of going quiet."""
+    send = ctx.sends.get(send_id)
+    if send is None or send.status is not SendStatus.QUEUED:
+        return "not queued"
+    send.status = SendStatus.FAILED
+    if ctx.sends.save(send, expected=SendStatus.QUEUED):
+        announce_send(ctx, send, "E999", FAILED, details=f"gave up after retries: {reason}")
+    return "gave up"

@@ -69,3 +69,12 @@ class SendQueue:
             aws.sqs().send_message(QueueUrl=self.url, MessageBody=json.dumps({"send_id": send_id}))
         except ClientError as exc:
             raise DomainError(f"could not queue the send: {exc}") from exc
+
+    def retry_later(self, receipt_handle: str, seconds: int) -> None:
+        """Bring a received message back after `seconds` instead of the queue's default."""
+        try:
+            aws.sqs().change_message_visibility(
+                QueueUrl=self.url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+            )
+        except ClientError as exc:
+            raise DomainError(f"could not delay the retry: {exc}") from exc
