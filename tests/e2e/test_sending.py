@@ -46,8 +46,11 @@ from tests.media import photo_jpeg
 NUMBER = "14044790000"  # the MMSC delivers and reports an iPhone
 REFUSING = "14045550122"  # the MMSC refuses MMS for it: the API sends the fallback SMS
 IPHONE_UAPROF = "http://www.apple.com/mms/uaprof.rdf"
+NEW_NUMBER = "14044790077"  # unknown handset: a Device Discovery Message goes first
+ANDROID_UAPROF = "http://wap.samsungmobile.com/uaprof/SM-G991B.xml"
 MMSC_RULES = [
     {"match": f"^{REFUSING}$", "outcome": "refuse"},
+    {"match": f"^{NEW_NUMBER}$", "outcome": "retrieved", "ua_prof": ANDROID_UAPROF},
     {"match": ".*", "outcome": "retrieved", "ua_prof": IPHONE_UAPROF},
 ]
 POSTBACK_TIMEOUT = 20.0
@@ -297,6 +300,40 @@ def test_mms_send_gets_n101_then_n102_with_the_handset(
         p.fields["code"] for p in received if p.fields.get("tracking-id") == tracking["tracking-id"]
     ]
     assert codes == ["N101", "N102"], codes
+
+
+@pytest.mark.e2e
+def test_new_number_with_ddm_fields_gets_the_ddm_first_then_the_adapted_mms(
+    runtime: LocalRuntime, mms_id: str
+) -> None:
+    # Given a send with Device Discovery fields to a number whose handset is unknown
+    ddm = (
+        "<ddm-message-subject>We are detecting your handset</ddm-message-subject>"
+        "<ddm-message-text>This message is free of charge</ddm-message-text>"
+        "<ddm-message-timeout>5</ddm-message-timeout></request>"
+    )
+    xml = send_xml(mms_id, NEW_NUMBER).replace("</request>", ddm)
+    root, got = answer(runtime.post("/ep/v1/", xml))
+    assert (root, got["status"]) == ("response", "Success"), got
+    tracking = {"tracking-id": got["tracking-id"]}
+    # When its postbacks arrive: the DDM's N501 and N502 (with the handset), then the MMS's
+    n502 = runtime.postbacks.wait_for(is_code("N502", **tracking), POSTBACK_TIMEOUT)
+    runtime.postbacks.wait_for(is_code("N102", **tracking), POSTBACK_TIMEOUT)
+    codes = [
+        p.fields["code"]
+        for p in runtime.postbacks.all()
+        if p.fields.get("tracking-id") == tracking["tracking-id"]
+    ]
+    assert codes == ["N501", "N502", "N101", "N102"], codes
+    assert n502.fields["handset"] == "Android phone"
+    # Then the MMSC got the DDM first, then the MMS sent for the learnt Android handset
+    subjects = []
+    for directory in sorted((runtime.data_dir / "mmsc").glob("*/")):
+        submit = directory / "submit.txt"
+        if submit.exists() and NEW_NUMBER in submit.read_text(errors="replace"):
+            text = submit.read_text(errors="replace")
+            subjects.append("DDM" if "We are detecting your handset" in text else "MMS")
+    assert subjects == ["DDM", "MMS"]
 
 
 # ---------------------------------------------------------------- fallback SMS
