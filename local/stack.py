@@ -580,6 +580,10 @@ def _parameter_values(
             value: Any = overrides[name]
         elif "Default" in spec:
             value = spec["Default"]
+        elif spec.get("NoEcho"):
+            # A secret a deployer must choose (no default on AWS): locally any value does,
+            # and the local runtime sets its own where it matters.
+            value = f"local-{name.lower()}-not-secret"
         else:
             raise TemplateError(f"parameter {name} has no Default: pass it in `parameters`")
         value = _as_text(value)

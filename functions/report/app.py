@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hmac
 import json
 from typing import Any
@@ -30,7 +31,10 @@ def handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
     if not expected or not hmac.compare_digest(params.get("token", ""), expected):
         return _answer(403, "forbidden")
     raw = event.get("body") or ""
-    body = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode("utf-8")
+    try:
+        body = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode("utf-8")
+    except (binascii.Error, ValueError):
+        return _answer(400, "unreadable body")
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     if params.get("channel") == "mm7":
         try:

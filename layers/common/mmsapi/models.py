@@ -261,6 +261,7 @@ class Send(BaseModel):
     data: dict[str, str] = Field(default_factory=dict)
     ddm: DdmRequest | None = None
     ddm_task_token: str = ""  # the discovery workflow waits on this until the DDM's report
+    discovered: bool = False  # discovery is over (learnt or timed out): never again
     client_reference: str = ""
     status: SendStatus = SendStatus.QUEUED
     sent_as: str = ""  # MMS or SMS

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # A send the carrier keeps refusing to take is retried this often (the send queue's
     # maxReceiveCount), with doubling waits from send_retry_seconds, then E999.
     send_max_attempts: int = 5
+    # A send still claimed after this long was being delivered by a worker that died
+    # (the deliver function's timeout is 150 s): its outcome is unknown, it gets E999.
+    send_claim_seconds: int = 170
     send_retry_seconds: int = 30
     # Delivery reports are accepted only on routes carrying this token.
     carrier_report_token: str = ""

@@ -66,7 +66,8 @@ def learnt(ctx: Context, send: Send, delivered: bool, handset: str | None) -> No
     token = send.ddm_task_token
     send.ddm_task_token = ""
     send.carrier_message_id = ""  # the real MMS gets its own
-    ctx.sends.save(send)
+    if not ctx.sends.save(send, expected=SendStatus.DISCOVERING):
+        return  # the wait ran out meanwhile and the MMS is under way: nothing to resume
     if delivered:
         announce_send(
             ctx, send, "N502", "Message Sent/Delivered", details=DDM_DETAILS, handset=handset
@@ -84,6 +85,12 @@ def after_discovery(ctx: Context, send_id: int) -> str:
         return "not discovering"
     send.status = SendStatus.QUEUED
     send.ddm_task_token = ""
+    send.discovered = True
     if not ctx.sends.save(send, expected=SendStatus.DISCOVERING):
         return "claimed elsewhere"
-    return deliver(ctx, send_id, discovered=True)
+    try:
+        return deliver(ctx, send_id, discovered=True)
+    except RetryLater:
+        # The carrier is down: the send queue retries it with back-off, then E999.
+        ctx.send_queue.enqueue(send_id)
+        return "queued for a retry"

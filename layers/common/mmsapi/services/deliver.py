@@ -16,7 +16,7 @@ from mmsapi.carrier.message import HandsetProfile, OutgoingMessage
 from mmsapi.carrier.mm7_client import CarrierUnavailable, submit
 from mmsapi.carrier.profiles import get_profile
 from mmsapi.carrier.sms import SmsRefused
-from mmsapi.models import Send, SendStatus, Template, TemplateStatus
+from mmsapi.models import Send, SendStatus, Template, TemplateStatus, utcnow
 from mmsapi.observability import logger
 from mmsapi.services.adapt import DoesNotFit, adapt_message
 from mmsapi.services.announce import announce_send
@@ -41,31 +41,62 @@ def deliver(ctx: Context, send_id: int, *, discovered: bool = False) -> str:
     here with `discovered=True` once the DDM's report came or its time ran out.
     """
     send = ctx.sends.get(send_id)
+    if send is not None and send.status is SendStatus.SUBMITTING and _abandoned(send):
+        return _interrupted(ctx, send)
     if send is None or send.status is not SendStatus.QUEUED:
         return "not queued"  # already handled: a redelivered queue message
-    if not discovered and _needs_discovery(ctx, send):
-        send.status = SendStatus.DISCOVERING
-        if not ctx.sends.save(send, expected=SendStatus.QUEUED):
-            return "claimed elsewhere"
-        assert send.ddm is not None
+    if not discovered and not send.discovered and _needs_discovery(ctx, send):
+        return _start_discovery(ctx, send)
+    send.status = SendStatus.SUBMITTING
+    if not ctx.sends.save(send, expected=SendStatus.QUEUED):
+        return "claimed elsewhere"
+    try:
+        template = ctx.templates.get(send.mms_id)
+        if template is None or template.status is not TemplateStatus.READY:
+            return _fail(ctx, send, "the MMS was deleted before it could be sent")
+        return _send_mms(ctx, send, template, _profile_of(ctx, send))
+    except mm7.MM7Error as exc:
+        # The MMSC answered, but not in MM7: it may have taken the message, so no resend.
+        return _fail(ctx, send, f"the carrier's answer could not be read: {exc}")
+    except CarrierUnavailable as exc:
+        _unclaim(ctx, send)
+        raise RetryLater(str(exc)) from exc
+    except Exception:
+        _unclaim(ctx, send)  # e.g. S3 or DynamoDB: the queue tries again
+        raise
+
+
+def _unclaim(ctx: Context, send: Send) -> None:
+    send.status = SendStatus.QUEUED  # give the claim back for the retry
+    ctx.sends.save(send, expected=SendStatus.SUBMITTING)
+
+
+def _abandoned(send: Send) -> bool:
+    return (utcnow() - send.updated_at).total_seconds() > get_settings().send_claim_seconds
+
+
+def _interrupted(ctx: Context, send: Send) -> str:
+    send.status = SendStatus.FAILED
+    if ctx.sends.save(send, expected=SendStatus.SUBMITTING):
+        announce_send(ctx, send, "E999", FAILED, details="delivery was interrupted")
+    return "interrupted"
+
+
+def _start_discovery(ctx: Context, send: Send) -> str:
+    assert send.ddm is not None
+    send.status = SendStatus.DISCOVERING
+    if not ctx.sends.save(send, expected=SendStatus.QUEUED):
+        return "claimed elsewhere"
+    try:
         ctx.discovery.start(
             f"ddm-{send.send_id}",
             {"send_id": send.send_id, "timeout_seconds": send.ddm.timeout_minutes * 60},
         )
-        return "discovering the handset"
-    send.status = SendStatus.SUBMITTING
-    if not ctx.sends.save(send, expected=SendStatus.QUEUED):
-        return "claimed elsewhere"
-    template = ctx.templates.get(send.mms_id)
-    if template is None or template.status is not TemplateStatus.READY:
-        return _fail(ctx, send, "the MMS was deleted before it could be sent")
-    profile = _profile_of(ctx, send)
-    try:
-        return _send_mms(ctx, send, template, profile)
-    except CarrierUnavailable as exc:
-        send.status = SendStatus.QUEUED  # give the claim back for the retry
-        ctx.sends.save(send, expected=SendStatus.SUBMITTING)
-        raise RetryLater(str(exc)) from exc
+    except Exception:
+        send.status = SendStatus.QUEUED  # the queue tries again; the start is idempotent
+        ctx.sends.save(send, expected=SendStatus.DISCOVERING)
+        raise
+    return "discovering the handset"
 
 
 def _needs_discovery(ctx: Context, send: Send) -> bool:

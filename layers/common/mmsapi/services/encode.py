@@ -104,9 +104,14 @@ def finalize(ctx: Context, event: dict[str, Any]) -> dict[str, Any]:
     """Record renditions and real durations; mark ready or failed; announce it once."""
     mms_id = int(event["mms_id"])
     template = ctx.templates.get(mms_id)
-    if template is None or template.status is not TemplateStatus.ENCODING:
-        # Deleted meanwhile, or finalized by an earlier attempt: nothing to do.
-        return {"mms_id": mms_id, "status": template.status.value if template else "gone"}
+    if template is None or template.status is TemplateStatus.DELETING:
+        # Deleted while encoding: the renditions uploaded since are removed too.
+        ctx.media.delete_prefix(template_prefix(str(event["account_id"]), mms_id))
+        return {"mms_id": mms_id, "status": "gone"}
+    if template.status is not TemplateStatus.ENCODING:
+        # Finalized by an earlier attempt: only a sendMMS send may still wait for it.
+        release_waiting_send(ctx, template)
+        return {"mms_id": mms_id, "status": template.status.value}
     results: list[dict[str, Any]] = event.get("results", [])
     failure = _failure(results)
     if failure is None:
@@ -122,7 +127,7 @@ def finalize(ctx: Context, event: dict[str, Any]) -> dict[str, Any]:
     if not ctx.templates.replace(template, expected=TemplateStatus.ENCODING):
         return {"mms_id": mms_id, "status": "changed"}
     if template.single_send_id is not None:
-        _release_send(ctx, template, failure)
+        release_waiting_send(ctx, template)
     elif failure is None:
         announce_ready(ctx, template)
     else:
@@ -130,22 +135,37 @@ def finalize(ctx: Context, event: dict[str, Any]) -> dict[str, Any]:
     return {"mms_id": mms_id, "status": template.status.value}
 
 
-def _release_send(ctx: Context, template: Template, failure: dict[str, Any] | None) -> None:
-    """sendMMS: queue the send that waited for this encoding, or fail it (E012/E013)."""
-    assert template.single_send_id is not None
+def release_waiting_send(ctx: Context, template: Template) -> None:
+    """sendMMS: queue the send that waited for this template's encoding, or fail it
+    (E012/E013). Safe to call again: only a send still waiting is released."""
+    if template.single_send_id is None or template.status is TemplateStatus.ENCODING:
+        return
     send = ctx.sends.get(template.single_send_id)
     if send is None or send.status is not SendStatus.WAITING:
         return
-    if failure is None:
+    if template.status is TemplateStatus.READY:
         send.status = SendStatus.QUEUED
         if ctx.sends.save(send, expected=SendStatus.WAITING):
             ctx.send_queue.enqueue(send.send_id)
         return
     send.status = SendStatus.FAILED
     if ctx.sends.save(send, expected=SendStatus.WAITING):
-        kind = MediaKind(failure["item"]["kind"])
+        kind, url = _failed_item(template)
         fields = {"tracking-id": tracking_id(send.send_id), "to": send.to, "from": send.sender}
-        announce_failure(ctx, template, kind, failure["item"]["source_url"], fields)
+        announce_failure(ctx, template, kind, url, fields)
+
+
+def _failed_item(template: Template) -> tuple[MediaKind, str]:
+    """The kind and URL of the file whose encoding failed (recorded by failure_code)."""
+    wanted = next(
+        (k for k, (code, _) in FAILURE_CODES.items() if code == template.failure_code),
+        MediaKind.VIDEO,
+    )
+    for slide in template.slides:
+        media = slide.media_of(wanted)
+        if media is not None and not media.renditions:
+            return wanted, media.source_url
+    return wanted, ""
 
 
 def _apply(template: Template, results: list[dict[str, Any]]) -> None:

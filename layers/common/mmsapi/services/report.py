@@ -49,7 +49,11 @@ def _settle(ctx: Context, send: Send, outcome: Outcome, handset: str | None = No
     if handset:
         send.handset = handset
     if ctx.sends.save(send, expected=SendStatus.SENT):
-        announce_send(ctx, send, outcome.code, outcome.status, handset=handset)
+        # The handset is told on delivery only (API-NOTES §7: N102 and N502).
+        delivered = outcome.send_status is SendStatus.DELIVERED
+        announce_send(
+            ctx, send, outcome.code, outcome.status, handset=handset if delivered else None
+        )
 
 
 def mm7_report(ctx: Context, body: bytes, content_type: str) -> bytes:

@@ -21,6 +21,7 @@ from mmsapi.models import (
 )
 from mmsapi.rules import MAX_CLIENT_REFERENCE
 from mmsapi.services.context import Context
+from mmsapi.services.encode import release_waiting_send
 from mmsapi.services.manage import delete_mms, parse_mms_id
 from mmsapi.services.save import save_mms
 
@@ -216,4 +217,11 @@ def send_new(
         delete_mms(ctx, account, template.mms_id)  # nothing half-made stays behind
         raise
     send.send_id = send_id
-    return accept_send(ctx, send, waiting=template.status is TemplateStatus.ENCODING)
+    waiting = template.status is TemplateStatus.ENCODING
+    accept_send(ctx, send, waiting=waiting)
+    if waiting:
+        # The encoding may have ended before the send was recorded: release it now then.
+        current = ctx.templates.get(template.mms_id)
+        if current is not None:
+            release_waiting_send(ctx, current)
+    return send

@@ -70,7 +70,8 @@ def _document(title: str, body: str) -> str:
 
 def _find_send(ctx: Context, token: str) -> Send | None:
     number, _, secret = token.partition(".")
-    if not number.isdigit() or not secret or len(token) > 100:
+    # Send ids are 64-bit: a longer number is no send (and DynamoDB would refuse it).
+    if not number.isdigit() or len(number) > 19 or not secret or len(token) > 100:
         return None
     send = ctx.sends.get(int(number))
     if send is None or not hmac.compare_digest(send.view_secret, secret):

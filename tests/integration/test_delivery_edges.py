@@ -1,0 +1,117 @@
+"""States that must never get stuck: regressions found in review."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+from pytest_httpserver import HTTPServer
+
+from local.stack import Stack
+from mmsapi.models import DdmRequest, SendStatus
+from mmsapi.services import context as context_module
+from mmsapi.services.ddm import after_discovery
+from mmsapi.services.deliver import deliver
+from mmsapi.services.encode import finalize
+from mmsapi.services.view import render_view
+from mmsapi.settings import get_settings
+from mmsapi.store import aws
+from mmsapi.store.media import template_prefix
+from tests.conftest import Client
+from tests.integration.conftest import DOWN, Carrier
+from tests.integration.helpers import postback_events
+from tests.integration.test_deliver import send, template
+from tests.lambda_context import FakeLambdaContext, load_handler_module
+
+
+def test_carrier_down_after_discovery_puts_the_send_back_on_the_queue(
+    client: Client, stack: Stack, httpserver: HTTPServer, carrier: Carrier
+) -> None:
+    # Given a send whose discovery just ended, to a number whose carrier is down
+    send_id = send(client, template(client, httpserver), DOWN)
+    stored = client.ctx.sends.get(send_id)
+    assert stored is not None
+    stored.ddm = DdmRequest(text="hi", force=True)
+    stored.status = SendStatus.DISCOVERING
+    client.ctx.sends.save(stored)
+    aws.sqs().purge_queue(QueueUrl=stack.physical["SendQueue"])
+    # When the workflow's last step runs, Then the send goes back to the send queue
+    assert after_discovery(client.ctx, send_id) == "queued for a retry"
+    got = aws.sqs().receive_message(QueueUrl=stack.physical["SendQueue"])["Messages"]
+    assert [json.loads(m["Body"])["send_id"] for m in got] == [send_id]
+    # And from there it is never discovered again, even with ddm-force
+    again = client.ctx.sends.get(send_id)
+    assert again is not None
+    assert (again.status, again.discovered) == (SendStatus.QUEUED, True)
+
+
+def test_an_unreadable_carrier_answer_fails_the_send_without_resending(
+    client: Client, stack: Stack, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an MMSC that answers 200 with something that is not MM7
+    httpserver.expect_request("/mm7").respond_with_data("<html>proxy</html>")
+    monkeypatch.setenv("MMS_MM7_URL", httpserver.url_for("/mm7"))
+    get_settings.cache_clear()
+    context_module.reset()
+    client.ctx = context_module.context()
+    send_id = send(client, template(client, httpserver), "14044790000")
+    postback_events(stack)
+    # When the send is delivered, Then it fails with E101 and is not sent again
+    assert deliver(client.ctx, send_id) == "failed"
+    assert [e["detail"]["code"] for e in postback_events(stack)] == ["E101"]
+    assert deliver(client.ctx, send_id) == "not queued"
+
+
+def test_a_claim_left_by_a_dead_worker_ends_with_e999(
+    client: Client, stack: Stack, httpserver: HTTPServer
+) -> None:
+    send_id = send(client, template(client, httpserver), "14044790000")
+    postback_events(stack)
+    stored = client.ctx.sends.get(send_id)
+    assert stored is not None
+    stored.status = SendStatus.SUBMITTING
+    client.ctx.sends.save(stored)
+    assert deliver(client.ctx, send_id) == "not queued"  # another worker may be on it
+    stored = client.ctx.sends.get(send_id)
+    assert stored is not None
+    stored.updated_at -= timedelta(minutes=10)
+    # SendStore.save stamps updated_at: write the aged record as it is.
+    aws.dynamodb().put_item(
+        TableName=client.ctx.sends.table,
+        Item={
+            "send_id": {"N": str(send_id)},
+            "account_id": {"S": client.account.account_id},
+            "status": {"S": "submitting"},
+            "doc": {"S": stored.model_dump_json()},
+        },
+    )
+    assert deliver(client.ctx, send_id) == "interrupted"
+    assert [e["detail"]["code"] for e in postback_events(stack)] == ["E999"]
+
+
+def test_renditions_uploaded_after_a_delete_are_removed_by_finalize(client: Client) -> None:
+    key = template_prefix(client.account.account_id, 424242) + "slide-1/audio/mp3.mp3"
+    client.ctx.media.put(key, b"late rendition", "audio/mpeg")
+    event = {"mms_id": 424242, "account_id": client.account.account_id, "results": []}
+    assert finalize(client.ctx, event)["status"] == "gone"
+    assert client.ctx.media.keys(template_prefix(client.account.account_id, 424242)) == []
+
+
+def test_an_absurd_page_token_is_404_not_an_error(client: Client) -> None:
+    assert render_view(client.ctx, "9" * 40 + ".secret").status == 404
+
+
+def test_a_report_body_that_is_not_base64_is_400(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MMS_CARRIER_REPORT_TOKEN", "t" * 24)
+    get_settings.cache_clear()
+    event = {
+        "pathParameters": {"channel": "mm7", "token": "t" * 24},
+        "body": "%%%not base64",
+        "isBase64Encoded": True,
+        "headers": {},
+    }
+    result = load_handler_module("report").handler(event, FakeLambdaContext())
+    assert result["statusCode"] == 400
