@@ -1,4 +1,5 @@
-"""Carrier delivery reports: POST /carrier/mm7/{token} (MM7) and /carrier/sms/{token} (JSON)."""
+"""Carrier delivery reports: POST /carrier/mm7/{token} (MM7), /carrier/sms/{token} (JSON),
+and AWS End User Messaging SMS events through SNS."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mmsapi.carrier.mm7 import MM7Error
 from mmsapi.observability import logger, metrics, tracer
 from mmsapi.services.context import context
-from mmsapi.services.report import mm7_report, sms_report
+from mmsapi.services.report import mm7_report, sms_event, sms_report
 from mmsapi.settings import get_settings
 
 
@@ -22,10 +23,23 @@ def _answer(status: int, body: str | bytes, content_type: str = "text/plain") ->
     return {"statusCode": status, "headers": {"Content-Type": content_type}, "body": text}
 
 
+def _sns(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fallback SMS receipts from AWS End User Messaging, through its SNS topic."""
+    settled = 0
+    for record in records:
+        try:
+            settled += sms_event(context(), json.loads(record["Sns"]["Message"]))
+        except (ValueError, KeyError, TypeError):
+            logger.warning("not an SMS event", extra={"record": record.get("Sns", {})})
+    return {"settled": settled}
+
+
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
+    if "Records" in event:
+        return _sns(event["Records"])
     params = event.get("pathParameters") or {}
     expected = get_settings().carrier_report_token
     if not expected or not hmac.compare_digest(params.get("token", ""), expected):

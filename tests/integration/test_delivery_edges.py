@@ -18,8 +18,8 @@ from mmsapi.services.view import render_view
 from mmsapi.settings import get_settings
 from mmsapi.store import aws
 from mmsapi.store.media import template_prefix
-from tests.conftest import Client
-from tests.integration.conftest import DOWN, Carrier
+from tests.conftest import Client, load_event
+from tests.integration.conftest import DOWN, REFUSED, Carrier
 from tests.integration.helpers import postback_events
 from tests.integration.test_deliver import send, template
 from tests.lambda_context import FakeLambdaContext, load_handler_module
@@ -115,3 +115,24 @@ def test_a_report_body_that_is_not_base64_is_400(
     }
     result = load_handler_module("report").handler(event, FakeLambdaContext())
     assert result["statusCode"] == 400
+
+
+def test_end_user_messaging_receipts_settle_fallback_sms(
+    client: Client, stack: Stack, httpserver: HTTPServer, carrier: Carrier
+) -> None:
+    # Given a send that went as fallback SMS, and End User Messaging's SNS receipt for it
+    send_id = send(client, template(client, httpserver), REFUSED)
+    assert deliver(client.ctx, send_id) == "sent as SMS"
+    postback_events(stack)
+    sms_id = carrier.sms.sent[0]["message_id"]
+    event = load_event("report/sns-sms-delivered.json")
+    message = json.loads(event["Records"][0]["Sns"]["Message"])
+    handler = load_handler_module("report").handler
+    # When a receipt that is not final arrives, Then nothing is told yet
+    pending = {**message, "messageId": sms_id, "isFinal": False, "messageStatus": "PENDING"}
+    event["Records"][0]["Sns"]["Message"] = json.dumps(pending)
+    assert handler(event, FakeLambdaContext()) == {"settled": 0}
+    # When the final DELIVERED receipt arrives, Then N202
+    event["Records"][0]["Sns"]["Message"] = json.dumps({**message, "messageId": sms_id})
+    assert handler(event, FakeLambdaContext()) == {"settled": 1}
+    assert [e["detail"]["code"] for e in postback_events(stack)] == ["N202"]

@@ -88,3 +88,16 @@ def sms_report(ctx: Context, message_id: str, delivered: bool) -> bool:
         return False
     _settle(ctx, send, SMS_DELIVERED if delivered else SMS_FAILED)
     return True
+
+
+# End User Messaging SMS event statuses (its configuration set's event destination).
+SMS_DELIVERED_STATUSES: Final = frozenset({"DELIVERED", "SUCCESSFUL"})
+SMS_UNDECIDED_STATUSES: Final = frozenset({"UNKNOWN", "PENDING", "QUEUED", "SENT"})
+
+
+def sms_event(ctx: Context, event: dict[str, object]) -> bool:
+    """An AWS End User Messaging SMS event (via SNS); only final ones settle a send."""
+    status = str(event.get("messageStatus", "")).upper()
+    if event.get("isFinal") is not True or status in SMS_UNDECIDED_STATUSES:
+        return False
+    return sms_report(ctx, str(event.get("messageId", "")), status in SMS_DELIVERED_STATUSES)
