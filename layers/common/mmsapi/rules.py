@@ -50,6 +50,14 @@ def yes_no(value: str | None) -> bool:
         raise ApiError("E652") from None
 
 
+def client_reference(raw: str | None) -> str:
+    """At most 64 characters (API-NOTES §2); longer is E100."""
+    reference = raw or ""
+    if len(reference) > MAX_CLIENT_REFERENCE:
+        raise ApiError("E100", detail="client-reference is longer than 64 characters")
+    return reference
+
+
 def _subject_and_fallback(req: SaveRequest, limits: Limits, fallback_disabled: bool) -> str:
     fallback = (req.fallback_sms_text or "").strip()
     if req.subject:
@@ -108,9 +116,7 @@ def validate_save(req: SaveRequest, limits: Limits) -> ValidSave:
     disable_fallback = yes_no(req.disable_fallback_sms)
     disable_link = yes_no(req.disable_fallback_sms_link)
     subject = _subject_and_fallback(req, limits, disable_fallback)
-    reference = req.client_reference or ""
-    if len(reference) > MAX_CLIENT_REFERENCE:
-        raise ApiError("E100", detail="client-reference is longer than 64 characters")
+    reference = client_reference(req.client_reference)
     if not req.slides:
         raise ApiError("E312")
     if len(req.slides) > limits.max_slides:

@@ -3,6 +3,7 @@ queue it, answer at once. Delivery runs behind the send queue (services/deliver.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Final
 
 import phonenumbers
@@ -19,7 +20,7 @@ from mmsapi.models import (
     Template,
     TemplateStatus,
 )
-from mmsapi.rules import MAX_CLIENT_REFERENCE
+from mmsapi.rules import client_reference
 from mmsapi.services.context import Context
 from mmsapi.services.encode import release_waiting_send
 from mmsapi.services.manage import delete_mms, parse_mms_id
@@ -136,6 +137,29 @@ def ddm_for(request: SendRequest) -> DdmRequest | None:
     )
 
 
+@dataclass(frozen=True)
+class Addressing:
+    to: str
+    sender: str
+    service_id: str
+    operator_id: str
+
+
+def check_addressing(account: Account, request: SendRequest, *, legacy: bool) -> Addressing:
+    """The checks that need no template (E110, E111, E114, E627, E650/E651), in the
+    order the documents list the codes."""
+    to, country = recipient(request.to)
+    sender = shortcode_for(account, request.sender, country)
+    if to in account.blocked_numbers:
+        raise ApiError("E114")
+    return Addressing(
+        to=to,
+        sender=sender,
+        service_id=service_id_for(account, request.service_id, legacy),
+        operator_id=operator_id_for(account, request.operator_id),
+    )
+
+
 def check_send(
     ctx: Context,
     account: Account,
@@ -143,32 +167,26 @@ def check_send(
     *,
     legacy: bool,
     template: Template | None = None,
+    addressing: Addressing | None = None,
 ) -> Send:
-    """Every check of a send, in the order the documents list the codes; returns the
-    send ready to be recorded (its id not yet allocated: send_id 0)."""
-    to, country = recipient(request.to)
-    sender = shortcode_for(account, request.sender, country)
-    if to in account.blocked_numbers:
-        raise ApiError("E114")
-    service_id = service_id_for(account, request.service_id, legacy)
-    operator_id = operator_id_for(account, request.operator_id)
+    """Every check of a send; returns the send ready to be recorded (send_id 0 until
+    accept_send gives it one)."""
+    address = addressing or check_addressing(account, request, legacy=legacy)
     if template is None:
         template = usable_template(ctx, account, request.mms_id)
     fallback = (request.fallback_sms_text or "").strip() or template.fallback_sms_text
     if not fallback and not template.disable_fallback_sms:
         raise ApiError("E622")
-    reference = request.client_reference or ""
-    if len(reference) > MAX_CLIENT_REFERENCE:
-        raise ApiError("E100", detail="client-reference is longer than 64 characters")
+    reference = client_reference(request.client_reference)
     return Send(
         send_id=0,
         account_id=account.account_id,
         mms_id=template.mms_id,
-        to=to,
-        sender=sender,
+        to=address.to,
+        sender=address.sender,
         requested_from=(request.sender or "").strip(),
-        service_id=service_id,
-        operator_id=operator_id,
+        service_id=address.service_id,
+        operator_id=address.operator_id,
         fallback_sms_text=fallback,
         custom_subject=request.custom_subject,
         custom_texts=custom_texts(
@@ -199,12 +217,7 @@ def send_new(
 ) -> Send:
     """sendMMS: save a template for this one send, then send it (after its encoding)."""
     # Refuse bad addressing before anything is fetched or stored.
-    to, country = recipient(request.to)
-    shortcode_for(account, request.sender, country)
-    if to in account.blocked_numbers:
-        raise ApiError("E114")
-    service_id_for(account, request.service_id, legacy)
-    operator_id_for(account, request.operator_id)
+    addressing = check_addressing(account, request, legacy=legacy)
     if not (request.fallback_sms_text or "").strip() and (
         (save.disable_fallback_sms or "").strip().lower() != "yes"
     ):
@@ -212,7 +225,9 @@ def send_new(
     send_id = ctx.send_ids.next_id()
     template = save_mms(ctx, account, save, single_send_id=send_id)
     try:
-        send = check_send(ctx, account, request, legacy=legacy, template=template)
+        send = check_send(
+            ctx, account, request, legacy=legacy, template=template, addressing=addressing
+        )
     except ApiError:
         delete_mms(ctx, account, template.mms_id)  # nothing half-made stays behind
         raise
