@@ -23,8 +23,7 @@ class HandsetProfile(BaseModel):
     name: str
     os: OsFamily = OsFamily.OTHER
     max_message_bytes: int = 300 * 1024  # on the air: binary parts count size × 1.37 + 814
-    max_image_dimension: int = 640
-    image_types: list[str] = Field(default_factory=lambda: ["image/jpeg", "image/gif", "image/png"])
+    max_image_dimension: int = 640  # images go as JPEG, PNG or GIF: every MMS handset shows them
     audio_types: list[str] = Field(default_factory=lambda: ["audio/amr", "audio/mpeg"])
     video_types: list[str] = Field(default_factory=lambda: ["video/3gpp"])
 

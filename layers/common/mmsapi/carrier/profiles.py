@@ -22,7 +22,6 @@ _KB: Final = 1024
 
 GENERIC_ID: Final = "generic"
 
-_JPEG_PNG_GIF: Final = ("image/jpeg", "image/png", "image/gif")
 _MP3_FIRST: Final = ("audio/mpeg", "audio/amr")
 _AMR_FIRST: Final = ("audio/amr", "audio/mpeg")
 _MP4_FIRST: Final = ("video/mp4", "video/3gpp")
@@ -43,7 +42,6 @@ def _profile(
         os=os,
         max_message_bytes=kb * _KB,
         max_image_dimension=max_image_dimension,
-        image_types=list(_JPEG_PNG_GIF),
         audio_types=list(audio),
         video_types=list(video),
     )
