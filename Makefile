@@ -40,6 +40,8 @@ typecheck: $(STAMP)
 	# Every function is an `app` module: check each directory on its own.
 	for d in functions/*/; do $(VENV)/bin/mypy --strict --explicit-package-bases "$$d"app.py || exit 1; done
 
+# The template as written. What CloudFormation sees (after the SAM transform: lint, cycles,
+# roles) is checked by tests/deploy, which `make unit` runs: `pytest -q tests/deploy` alone.
 cfn: $(STAMP) $(SAM_STAMP)
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM) validate --lint --template template.yaml --region us-east-1

@@ -18,6 +18,7 @@ import boto3
 from mmsapi.models import ALL_ACTIONS, Dialect
 from mmsapi.services.accounts import create_account, parse_shortcode, rotate_key, set_enabled
 from mmsapi.store.accounts import AccountStore
+from mmsapi.store.sends import SendStore
 
 
 def _state_file() -> Path:
@@ -25,12 +26,13 @@ def _state_file() -> Path:
     return Path(os.environ.get("MMS_LOCAL_DATA_DIR", ".local-data")) / "runtime.json"
 
 
-def _accounts_table(args: argparse.Namespace) -> str:
+def _tables(args: argparse.Namespace) -> dict[str, str]:
+    """The tables by their output names (AccountsTableName, ApiKeysTableName, ...):
+    API keys are written with their accounts."""
     if args.stack_name:
         cloudformation = boto3.client("cloudformation", region_name=args.region)
         stack = cloudformation.describe_stacks(StackName=args.stack_name)["Stacks"][0]
-        outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-        return outputs["AccountsTableName"]
+        return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     state_file = _state_file()
     if not state_file.exists():
         sys.exit(
@@ -42,7 +44,11 @@ def _accounts_table(args: argparse.Namespace) -> str:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    return str(state["environment"]["MMS_ACCOUNTS_TABLE"])
+    environment = state["environment"]  # the API function's
+    return {
+        "AccountsTableName": str(environment["MMS_ACCOUNTS_TABLE"]),
+        "ApiKeysTableName": str(environment["MMS_API_KEYS_TABLE"]),
+    }
 
 
 def _create(store: AccountStore, args: argparse.Namespace) -> None:
@@ -90,6 +96,19 @@ def _rotate(store: AccountStore, args: argparse.Namespace) -> None:
     print(f"api-key: {result[1]}    (shown once: the old key no longer works)")
 
 
+def _backfill(store: AccountStore, args: argparse.Namespace) -> None:
+    """Once, after upgrading a stack made before the lookup tables: without their items,
+    old keys would be refused (E104) and reports for messages in flight unmatched."""
+    keys = store.backfill_keys()
+    print(f"{keys} API key lookup items written")
+    sends_table = args.tables.get("SendsTableName")
+    carrier_table = args.tables.get("CarrierMessagesTableName")
+    if sends_table and carrier_table:
+        sends = SendStore(table=sends_table, carrier_table=carrier_table)
+        found = sends.backfill_carrier_messages()
+        print(f"{found} carrier message lookup items written")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="mmsapi-admin", description=__doc__)
     top.add_argument("--stack-name", help="a deployed stack (default: the local runtime)")
@@ -119,12 +138,20 @@ def parser() -> argparse.ArgumentParser:
     rotate = commands.add_parser("rotate-key", help="issue a new API key")
     rotate.add_argument("account_id")
     rotate.set_defaults(run=_rotate)
+    commands.add_parser(
+        "backfill-lookups",
+        help="write the API keys and carrier messages tables from the accounts and the sends "
+        "awaiting reports (once, after upgrading a stack made before those tables existed)",
+    ).set_defaults(run=_backfill)
     return top
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
-    store = AccountStore(table=_accounts_table(args))
+    args.tables = _tables(args)
+    store = AccountStore(
+        table=args.tables["AccountsTableName"], keys_table=args.tables["ApiKeysTableName"]
+    )
     args.run(store, args)
 
 

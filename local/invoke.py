@@ -74,19 +74,22 @@ def main(argv: list[str] | None = None) -> None:
         }
     )
     os.environ.pop("AWS_PROFILE", None)
-    os.environ.update(state["environment"])
+    about = state.get("functions", {}).get(args.function, {})
+    # This process is the function's alone, as on Lambda: its own variables only.
+    environment: dict[str, str] = about.get("environment", state["environment"])
+    os.environ.update(environment)
     # Handlers log to stdout (Powertools keeps the stream it sees when imported): send
     # that to stderr, so that stdout holds the result only.
     result_out = sys.stdout
     sys.stdout = sys.stderr
     reset_product_caches()
-    about = state.get("functions", {}).get(args.function, {})
     function = LocalFunction(
         spec=specs[args.function],
         name=about.get("name", f"{state.get('stack_name', 'mmsapi-local')}-{args.function}"),
         arn=about.get("arn", f"arn:aws:lambda:{REGION}:123456789012:function:{args.function}"),
         memory_mb=int(about.get("memory_mb", 1024)),
         timeout_seconds=float(about.get("timeout_seconds", 30)),
+        environment=environment,
     )
     try:
         function.handler = import_handler(function.spec)

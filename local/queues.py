@@ -1,6 +1,7 @@
 """The SQS event sources of template.yaml, polled the way Lambda polls them.
 
-Each SQS event of a function is a QueueSource; a QueuePoller thread receives its
+Each AWS::Lambda::EventSourceMapping of the translated template (an SQS event of a
+function) is a QueueSource; a QueuePoller thread receives its
 messages, hands them to the function as one event, and deletes the ones that
 succeeded. Failed messages come back after the queue's visibility timeout: that is
 the retry policy.
@@ -43,41 +44,38 @@ class QueueSource:
 
 
 def queue_sources(stack: Stack) -> tuple[list[QueueSource], list[str]]:
-    """The SQS events of every function, and a note for each event not emulated."""
+    """The SQS event source mappings, and a note for each other trigger not emulated."""
     sources: list[QueueSource] = []
     skipped: list[str] = []
     by_arn = {arn: logical_id for logical_id, arn in stack.arns.items()}
+    functions = set(stack.function_ids())
     for logical_id, resource in stack.template["Resources"].items():
-        if resource.get("Type") != "AWS::Serverless::Function":
+        kind = resource.get("Type")
+        raw = resource.get("Properties", {})
+        if kind == "AWS::SNS::Subscription" and raw.get("Protocol") == "lambda":
+            skipped.append(f"{logical_id} (SNS to a function) is not emulated locally")
+        if kind != "AWS::Lambda::EventSourceMapping":
             continue
-        for event_name, event in resource.get("Properties", {}).get("Events", {}).items():
-            kind = event.get("Type")
-            if kind == "HttpApi":
-                continue
-            props = stack.resolve(event.get("Properties") or {})
-            if kind != "SQS":
-                skipped.append(f"{logical_id}.{event_name} ({kind}) is not emulated locally")
-                continue
-            if str(props.get("Enabled", True)).lower() == "false":
-                continue
-            queue = by_arn.get(str(props.get("Queue")))
-            if queue is None or queue not in stack.physical:
-                skipped.append(
-                    f"{logical_id}.{event_name}: queue {props.get('Queue')} is not local"
-                )
-                continue
-            queue_props = stack.resolve(stack.template["Resources"][queue].get("Properties", {}))
-            sources.append(
-                QueueSource(
-                    function=logical_id,
-                    queue_url=stack.physical[queue],
-                    queue_arn=stack.arns[queue],
-                    batch_size=max(1, min(10, int(props.get("BatchSize", 10)))),
-                    report_failures="ReportBatchItemFailures"
-                    in (props.get("FunctionResponseTypes") or []),
-                    visibility_timeout=str(queue_props.get("VisibilityTimeout", 30)),
-                )
+        function = raw.get("FunctionName", {}).get("Ref")  # SAM writes !Ref <function>
+        props = stack.resolve(raw)
+        if function not in functions or str(props.get("Enabled", True)).lower() == "false":
+            continue
+        queue = by_arn.get(str(props.get("EventSourceArn")))
+        if queue is None or queue not in stack.physical:
+            skipped.append(f"{logical_id}: {props.get('EventSourceArn')} is not a local queue")
+            continue
+        queue_props = stack.resolve(stack.template["Resources"][queue].get("Properties", {}))
+        sources.append(
+            QueueSource(
+                function=function,
+                queue_url=stack.physical[queue],
+                queue_arn=stack.arns[queue],
+                batch_size=max(1, min(10, int(props.get("BatchSize", 10)))),
+                report_failures="ReportBatchItemFailures"
+                in (props.get("FunctionResponseTypes") or []),
+                visibility_timeout=str(queue_props.get("VisibilityTimeout", 30)),
             )
+        )
     return sources, skipped
 
 
@@ -146,13 +144,15 @@ class QueuePoller(threading.Thread):
         sqs: SQSClient = boto3.session.Session().client("sqs", region_name=self.region)
         while not self.stop.is_set():
             try:
-                answer = sqs.receive_message(
-                    QueueUrl=self.source.queue_url,
-                    MaxNumberOfMessages=self.source.batch_size,
-                    WaitTimeSeconds=POLL_WAIT_SECONDS,
-                    MessageSystemAttributeNames=["All"],
-                    MessageAttributeNames=["All"],
-                )
+                # Lambda polls with the function's role: the gate checks it so.
+                with self.function.acting():
+                    answer = sqs.receive_message(
+                        QueueUrl=self.source.queue_url,
+                        MaxNumberOfMessages=self.source.batch_size,
+                        WaitTimeSeconds=POLL_WAIT_SECONDS,
+                        MessageSystemAttributeNames=["All"],
+                        MessageAttributeNames=["All"],
+                    )
             except (BotoCoreError, ClientError) as exc:
                 if not self.stop.is_set():
                     log.warning("polling %s failed: %s", self.source.queue_url, exc)
@@ -181,13 +181,14 @@ class QueuePoller(threading.Thread):
         failed = failed_message_ids(result, ids, self.source.report_failures)
         done = [m for m in messages if m["MessageId"] not in failed]
         if done:
-            sqs.delete_message_batch(
-                QueueUrl=self.source.queue_url,
-                Entries=[
-                    {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
-                    for index, message in enumerate(done)
-                ],
-            )
+            with self.function.acting():
+                sqs.delete_message_batch(
+                    QueueUrl=self.source.queue_url,
+                    Entries=[
+                        {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}
+                        for index, message in enumerate(done)
+                    ],
+                )
         if failed:
             log.info(
                 "%s: %d message(s) failed; they come back after the queue's "

@@ -1,9 +1,13 @@
 """`make local`: the whole system on one laptop, with no AWS account and no Docker.
 
-    .venv/bin/python -m local.runtime
+    .venv/bin/python -m local.runtime [--template path/to/template.yaml]
 
 - an embedded AWS (moto's server on loopback) holding every table, bucket, queue,
-  bus and rule of template.yaml, created from the template by local.stack;
+  bus, rule and state machine of template.yaml, created by local.stack from the
+  template as the SAM transform translates it (what `sam deploy` deploys);
+- each function with its own environment and its own role: an AWS gate
+  (local.aws_gate) answers AccessDenied, as AWS does, to a call its role does not
+  allow, and <data dir>/aws-gate.json tells every denial when the runtime stops;
 - the HTTP API: every HttpApi route of every function in the template, turned
   into API Gateway payload-2.0 events for the real handlers, run in-process;
 - the SQS event sources of the template, polled and handed to their handlers the
@@ -12,7 +16,8 @@
 - a demo account (the documents' sample key, shortcode 28444, service-id 12345).
 
 Settings (environment): MMS_LOCAL_PORT (3000), MMS_LOCAL_AWS_PORT (4566),
-MMS_LOCAL_API_KEY, MMS_LOCAL_POSTBACK_URL, MMS_LOCAL_DATA_DIR (.local-data).
+MMS_LOCAL_API_KEY, MMS_LOCAL_POSTBACK_URL, MMS_LOCAL_DATA_DIR (.local-data),
+MMS_LOCAL_TEMPLATE (template.yaml; or --template).
 While it runs, <data dir>/runtime.json tells mmsapi-admin and local.invoke where
 the embedded AWS is.
 
@@ -23,7 +28,9 @@ routes and the HTTP server) and local.queues (the SQS pollers).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import dataclasses
 import errno
 import json
 import logging
@@ -34,7 +41,7 @@ import socket
 import sys
 import threading
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -44,12 +51,13 @@ from local.functions import (
     LocalFunction,
     by_name_and_arn,
     describe_functions,
-    function_environment,
     reset_product_caches,
+    running_function,
+    threads_inherit_the_invocation,
 )
 from local.http_api import ApiServer, LocalApi, Route, routes_from_template
 from local.queues import POLL_WAIT_SECONDS, QueuePoller, QueueSource, queue_sources
-from local.stack import Stack, TemplateError, provision
+from local.stack import TEMPLATE_PATH, Stack, TemplateError, check_order, provision
 
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
@@ -87,6 +95,7 @@ class LocalSettings:
     api_key: str = SAMPLE_API_KEY
     postback_url: str = ""
     data_dir: Path = Path(".local-data")
+    template: Path = TEMPLATE_PATH
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> LocalSettings:
@@ -97,11 +106,16 @@ class LocalSettings:
             api_key=env.get("MMS_LOCAL_API_KEY") or SAMPLE_API_KEY,
             postback_url=env.get("MMS_LOCAL_POSTBACK_URL", ""),
             data_dir=data_dir(env),
+            template=Path(env.get("MMS_LOCAL_TEMPLATE") or TEMPLATE_PATH).resolve(),
         )
 
     @property
     def state_file(self) -> Path:
         return self.data_dir / "runtime.json"
+
+    @property
+    def gate_file(self) -> Path:
+        return self.data_dir / "aws-gate.json"
 
     @property
     def log_file(self) -> Path:
@@ -165,21 +179,30 @@ def check_port_free(port: int, variable: str) -> None:
 
 
 class _Tee:
-    """stdout (or stderr) that also copies everything into the log file."""
+    """stdout (or stderr) that also copies everything into the log file; each line
+    printed during an invocation starts with the function's name."""
 
     def __init__(self, stream: TextIO, copy: IO[str], lock: threading.Lock) -> None:
         self._stream = stream
         self._copy = copy
         self._lock = lock
+        self._line_start = True
 
     def write(self, text: str) -> int:
+        written = len(text)
+        function = running_function()
         with self._lock:
+            if function and text:
+                prefix = f"[{function}] "
+                body = text[:-1].replace("\n", "\n" + prefix) + text[-1]
+                text = (prefix if self._line_start else "") + body
+            self._line_start = text.endswith("\n")
             self._stream.write(text)
             self._stream.flush()
             if not self._copy.closed:
                 self._copy.write(text)
                 self._copy.flush()
-        return len(text)
+        return written
 
     def flush(self) -> None:
         self._stream.flush()
@@ -239,6 +262,8 @@ class Runtime:
         self.sources: list[QueueSource] = []
         self.skipped: list[str] = []
         self.environment: dict[str, str] = {}
+        self.gate: Any = None
+        self.undo_threads: Callable[[], None] | None = None
         self.demo: DemoAccount | None = None
         self.serving = False
         self.state_written = False
@@ -251,22 +276,35 @@ class Runtime:
         self.api_server = bind_api_server(settings.port)
         check_port_free(settings.aws_port, "MMS_LOCAL_AWS_PORT")
         self._start_aws()
-        self.stack = provision(STACK_NAME)
-        self.environment = function_environment(self.stack)
-        # Links in fallback SMS point at this runtime's own hosted pages.
-        self.environment["MMS_PUBLIC_BASE_URL"] = f"http://127.0.0.1:{settings.port}"
-        self.environment.update(self._start_carrier())
-        os.environ.update(self.environment)
+        carrier = self._start_carrier()
+        # What a deployer gives `sam deploy`; links in fallback SMS point at this runtime.
+        wanted = {**carrier, "PublicBaseUrl": settings.api_url}
+        self.stack = provision(
+            STACK_NAME,
+            settings.template,
+            parameters={
+                name: value
+                for name, value in wanted.items()
+                if name in load_parameters(settings.template)
+            },
+        )
+        check_order(self.stack)  # a loop CloudFormation would refuse
         reset_product_caches()
+        self.gate = _install_gate(self.stack)
+        self.undo_threads = threads_inherit_the_invocation()
+        self.functions = describe_functions(
+            self.stack, sms_url=carrier["SmsUrl"], gate=self.gate, isolated=True
+        )
+        if "ApiFunction" in self.functions:
+            self.environment = self.functions["ApiFunction"].environment
         self.demo = self._create_demo_account()
-        self.functions = describe_functions(self.stack)
         for function in self.functions.values():
             function.load()
         from local.stepfunctions import install_lambda_bridge
 
         callable_by = by_name_and_arn(self.functions)
         install_lambda_bridge(lambda name, event: callable_by[name].invoke(event))
-        self.routes = routes_from_template(self.stack.template)
+        self.routes = routes_from_template(self.stack.sam_template)
         self.sources, self.skipped = queue_sources(self.stack)
         for source in self.sources:
             function = self.functions[source.function]
@@ -317,18 +355,21 @@ class Runtime:
         self.moto.start()
 
     def _create_demo_account(self) -> DemoAccount:
+        """As `mmsapi-admin` does it: an operator's call, with the API's table names."""
         from mmsapi.models import Shortcode
         from mmsapi.services.accounts import create_account
+        from mmsapi.settings import scoped_settings, settings_from
         from mmsapi.store.accounts import AccountStore
 
-        account, key = create_account(
-            AccountStore(),
-            "demo",
-            shortcodes=[Shortcode(code=DEMO_SHORTCODE, country=DEMO_COUNTRY)],
-            service_id=DEMO_SERVICE_ID,
-            postback_url=self.settings.postback_url,
-            api_key=self.settings.api_key,
-        )
+        with scoped_settings(settings_from(self.environment)):
+            account, key = create_account(
+                AccountStore(),
+                "demo",
+                shortcodes=[Shortcode(code=DEMO_SHORTCODE, country=DEMO_COUNTRY)],
+                service_id=DEMO_SERVICE_ID,
+                postback_url=self.settings.postback_url,
+                api_key=self.settings.api_key,
+            )
         return DemoAccount(account.account_id, key, account.postback_url, account.postback_secret)
 
     def write_state(self) -> None:
@@ -348,8 +389,12 @@ class Runtime:
                 "postback_url": self.demo.postback_url,
                 "postback_secret": self.demo.postback_secret,
             },
+            # ApiFunction's: the resource names mmsapi-admin and the tests look up.
             "environment": self.environment,
-            "functions": {name: f.describe() for name, f in self.functions.items()},
+            "functions": {
+                name: {**f.describe(), "environment": f.environment}
+                for name, f in self.functions.items()
+            },
             "log_file": str(self.settings.log_file),
         }
         path = self.settings.state_file
@@ -362,27 +407,28 @@ class Runtime:
         self.state_written = True
 
     def _start_carrier(self) -> dict[str, str]:
-        """The simulated MMSC and SMS gateway, unless MMS_MM7_URL names a real MMSC."""
+        """The simulated MMSC and SMS gateway, unless MMS_MM7_URL names a real MMSC:
+        the template's carrier parameters (and SmsUrl, the local stand-in for SMS)."""
         from local.mmsc import SimulatedMmsc, rules_from_env
         from local.sms import SimulatedSmsGateway
 
         token = secrets.token_urlsafe(24)
         api = f"http://127.0.0.1:{self.settings.port}"
-        env = {"MMS_CARRIER_REPORT_TOKEN": token}
+        found = {"CarrierReportToken": token}
         real_mmsc = os.environ.get("MMS_MM7_URL", "")
         if real_mmsc:
-            env["MMS_MM7_URL"] = real_mmsc
+            found["MmscUrl"] = real_mmsc
         else:
             rules = rules_from_env(os.environ.get("MMS_LOCAL_MMSC_RULES", "") or "[]")
             self.mmsc = SimulatedMmsc(self.settings.data_dir, f"{api}/carrier/mm7/{token}", rules)
-            env["MMS_MM7_URL"] = self.mmsc_url = self.mmsc.start()
+            found["MmscUrl"] = self.mmsc_url = self.mmsc.start()
         self.sms = SimulatedSmsGateway(
             self.settings.data_dir,
             f"{api}/carrier/sms/{token}",
             fail_pattern=os.environ.get("MMS_LOCAL_SMS_FAIL", ""),
         )
-        env["MMS_SMS_URL"] = self.sms.start()
-        return env
+        found["SmsUrl"] = self.sms.start()
+        return found
 
     # ------------------------------------------------------------ stop
 
@@ -398,11 +444,29 @@ class Runtime:
             if carrier is not None:
                 with contextlib.suppress(Exception):
                     carrier.stop()
+        if self.gate is not None:
+            self.write_gate_report()
+            with contextlib.suppress(Exception):
+                self.gate.uninstall()
+        if self.undo_threads is not None:
+            self.undo_threads()
         if self.moto is not None:
             with contextlib.suppress(Exception):
                 self.moto.stop()
         if self.state_written:
             self.settings.state_file.unlink(missing_ok=True)
+
+    def write_gate_report(self) -> None:
+        """<data dir>/aws-gate.json: what the AWS gate checked and denied (tests read it)."""
+        report = {
+            "summary": self.gate.summary(),
+            "denials": [denial.describe() for denial in self.gate.denials],
+        }
+        path = self.settings.gate_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+        for denial in report["denials"]:
+            log.warning("AWS denied a call (AccessDenied): %s", denial)
 
     # ------------------------------------------------------------ banner
 
@@ -473,6 +537,22 @@ class Runtime:
         return "\n".join(lines)
 
 
+def load_parameters(template: Path) -> dict[str, Any]:
+    from local.stack import load_template
+
+    parameters: dict[str, Any] = load_template(template).get("Parameters", {})
+    return parameters
+
+
+def _install_gate(stack: Stack) -> Any:
+    """The AWS gate: every call checked against its function's translated role."""
+    from local.aws_gate import AwsGate
+
+    gate = AwsGate.for_stack(stack, stack.template, deny=True)
+    gate.install()
+    return gate
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -502,9 +582,14 @@ class _Signals:
             raise _StopRequestedError
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    arguments = argparse.ArgumentParser(prog="python -m local.runtime", description=__doc__)
+    arguments.add_argument("--template", type=Path, help="template.yaml (a copy, say) to run")
+    given = arguments.parse_args(argv)
     try:
         settings = LocalSettings.from_environ()
+        if given.template is not None:
+            settings = dataclasses.replace(settings, template=given.template.resolve())
     except StartupError as exc:
         sys.exit(f"mmsapi local: {exc}")
     log_copy = setup_logging(settings.log_file)

@@ -28,7 +28,7 @@ from local.stack import DEFAULT_REGION, TEMPLATE_PATH, load_template
 # The bucket and keys `sam package` would upload to; only their shape matters here.
 PACKAGE_BUCKET = "mmsapi-packaged-code"
 
-_TOKEN = "local-carrier-report-token-0000"
+_TOKEN = "local-carrier-report-token-0000"  # noqa: S105 - a sample, never deployed
 _KMS_KEY = "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555"
 
 # Deployments the gates check. Values are what `sam deploy --parameter-overrides` takes.
@@ -57,9 +57,11 @@ class _BundledPolicies:
     """The AWS managed policy ARNs by name, from the list the translator ships (no IAM call)."""
 
     def load(self) -> dict[str, str]:
-        from samtranslator.internal.managed_policies import get_bundled_managed_policy_map
+        from samtranslator.internal.managed_policies import (  # type: ignore[import-untyped]
+            get_bundled_managed_policy_map,
+        )
 
-        found = get_bundled_managed_policy_map("aws")
+        found: dict[str, str] | None = get_bundled_managed_policy_map("aws")
         if found is None:  # pragma: no cover - the translator always ships the aws partition
             raise RuntimeError("aws-sam-translator ships no managed policy map")
         return found
@@ -75,7 +77,9 @@ def packaged(template: Mapping[str, Any], template_dir: Path) -> dict[str, Any]:
             props["CodeUri"] = f"s3://{PACKAGE_BUCKET}/{logical_id}.zip"
         elif kind == "AWS::Serverless::LayerVersion" and "ContentUri" in props:
             props["ContentUri"] = f"s3://{PACKAGE_BUCKET}/{logical_id}.zip"
-        elif kind == "AWS::Serverless::StateMachine" and isinstance(props.get("DefinitionUri"), str):
+        elif kind == "AWS::Serverless::StateMachine" and isinstance(
+            props.get("DefinitionUri"), str
+        ):
             definition = (template_dir / props.pop("DefinitionUri")).read_text(encoding="utf-8")
             props["Definition"] = json.loads(definition)
     return result
@@ -104,7 +108,7 @@ def translate(
 
 @cache
 def _translate(parameters: tuple[tuple[str, str], ...], template_path: Path) -> dict[str, Any]:
-    from samtranslator.translator.transform import transform
+    from samtranslator.translator.transform import transform  # type: ignore[import-untyped]
 
     template = load_template(template_path)
     # The translator asks boto3 for the region of its pseudo parameters.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +12,10 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
+from local.aws_gate import AwsGate, active_gate
 from local.functions import by_name_and_arn, describe_functions, function_environment
 from local.stack import Stack, provision
+from local.translate import PARAMETER_SETS, translate
 from mmsapi.models import Account, Dialect, Shortcode
 from mmsapi.services import context as context_module
 from mmsapi.services.accounts import create_account
@@ -55,26 +58,79 @@ def _fresh() -> None:
     context_module.reset()
 
 
+# Every AWS call of the session, as the IAM gate counted them (pytest_terminal_summary).
+_GATE_TOTALS: Counter[str] = Counter()
+_GATE_DENIALS: list[str] = []
+
+
+def _gsi_lag(request: pytest.FixtureRequest) -> float:
+    marker = request.node.get_closest_marker("gsi_lag")
+    return float(marker.args[0]) if marker is not None else 0.0
+
+
 @pytest.fixture
 def stack(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    """Given an emulated AWS with every resource of template.yaml.
+    """Given an emulated AWS with every resource of template.yaml, behind the IAM gate.
 
+    Every AWS call is checked against the role of the function that made it (the
+    translated template's), and its parameters against AWS's constraints: a call the
+    role does not allow is refused with AWS's AccessDenied and fails the test.
     Tests marked `state_machines_execute` get state machines that really run
-    (moto's interpreter); the others only record executions.
+    (moto's interpreter); the others only record executions. Tests marked
+    `gsi_lag(seconds)` get index reads that do not see recent writes.
     """
     execute = request.node.get_closest_marker("state_machines_execute") is not None
     with mock_aws(config={"stepfunctions": {"execute_state_machine": execute}}):
         built = provision("mmsapi-test")
+        gate = AwsGate.for_stack(
+            built, translate(PARAMETER_SETS["defaults"]), gsi_lag_seconds=_gsi_lag(request)
+        )
+        gate.install()
         # Every function's environment, as the local runtime merges them.
         for name, value in function_environment(built).items():
             monkeypatch.setenv(name, value)
         # Tests serve media from pytest-httpserver on loopback, as the local runtime does.
         monkeypatch.setenv("MMS_ALLOW_LOOPBACK_MEDIA", "true")
+        # Tests have a carrier (the simulated MMSC, or none that a test stands in for), as
+        # the local runtime does: sends are accepted. E619 tests set it to false.
+        monkeypatch.setenv("MMS_CARRIER_PROVISIONED", "true")
         monkeypatch.setenv("MMS_FETCH_READ_TIMEOUT", "3")
         monkeypatch.setenv("MMS_FETCH_TOTAL_TIMEOUT", "8")
         _fresh()
-        yield built
-        _fresh()
+        try:
+            yield built
+        finally:
+            gate.uninstall()
+            _fresh()
+            _GATE_TOTALS.update(gate.summary())
+            _GATE_DENIALS.extend(gate.problems())
+    problems = gate.problems()
+    if problems:
+        pytest.fail(
+            "AWS would refuse these calls (IAM gate):\n" + "\n".join(problems), pytrace=False
+        )
+
+
+@pytest.fixture
+def iam_gate(stack: Stack) -> AwsGate:
+    """The IAM gate of this test's stack."""
+    gate = active_gate()
+    assert gate is not None
+    return gate
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _GATE_TOTALS:
+        return
+    totals = dict(_GATE_TOTALS)
+    harness, denied = totals.pop("harness", 0), totals.pop("denied", 0)
+    per_function = ", ".join(f"{name} {count}" for name, count in sorted(totals.items()))
+    terminalreporter.write_line(
+        f"IAM gate: {sum(totals.values())} calls checked ({per_function}), "
+        f"{harness} by the harness, {denied} denied"
+    )
+    for line in _GATE_DENIALS:
+        terminalreporter.write_line(f"  denied: {line}")
 
 
 @pytest.fixture
@@ -83,7 +139,7 @@ def functions_bridged(stack: Stack) -> Stack:
     run by them (the real handlers), as in the local runtime."""
     from local.stepfunctions import install_lambda_bridge  # moto's ASL interpreter: slow
 
-    functions = describe_functions(stack)
+    functions = describe_functions(stack, gate=active_gate())
     for function in functions.values():
         function.load()
     callable_by = by_name_and_arn(functions)

@@ -4,7 +4,8 @@ Each record body is an EventBridge event (id, detail-type, source, detail).
 Failed records are reported in batchItemFailures, so only they are retried.
 The records of a batch are delivered concurrently (one thread each, urllib3
 blocks): a batch of slow receivers then takes one postback timeout, not ten,
-which keeps it inside the function's timeout.
+which keeps it inside the function's timeout. Each event is counted by its code
+on its first receipt (metric Postbacks: the E999 alarm).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mmsapi.observability import logger, metrics, tracer
-from mmsapi.services.postback import handle_event
+from mmsapi.services.postback import count_postback, handle_event
 from mmsapi.store.accounts import AccountStore
 
 processor = AsyncBatchProcessor(event_type=EventType.SQS)
@@ -32,6 +33,8 @@ accounts = AccountStore()  # module level: its cache lives across warm invocatio
 
 async def record_handler(record: SQSRecord) -> None:
     event: dict[str, Any] = json.loads(record.body)
+    if record.attributes.approximate_receive_count == "1":
+        count_postback(event)  # once per event, not once per retry of its delivery
     await asyncio.to_thread(handle_event, event, accounts)
 
 

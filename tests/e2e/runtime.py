@@ -1,7 +1,9 @@
 """The local runtime under test: `python -m local.runtime` as a subprocess, and its helpers.
 
 Each e2e module starts its own runtime (start-up is the slow part, so one per
-module) with `started_runtime`, giving the environment it differs in. Postbacks
+module) with `started_runtime`, giving the environment it differs in. When it
+stops, the runtime's AWS gate report (<data dir>/aws-gate.json) must show no
+denial: every call each function made was allowed by its own role. Postbacks
 go to a pytest-httpserver on loopback (`LocalRuntime.web`), which only the
 local runtime may fetch from; modules serve their media from the same server.
 """
@@ -88,6 +90,11 @@ class LocalRuntime:
     def state_file(self) -> Path:
         return self.data_dir / "runtime.json"
 
+    def gate_report(self) -> dict[str, Any]:
+        """What the AWS gate checked and denied (written when the runtime stops)."""
+        report: dict[str, Any] = json.loads((self.data_dir / "aws-gate.json").read_text())
+        return report
+
     def text(self) -> str:
         return self.output.read_text(encoding="utf-8", errors="replace")
 
@@ -166,12 +173,19 @@ def stop(process: subprocess.Popen[bytes], timeout: float) -> int | None:
 
 @contextmanager
 def started_runtime(
-    tmp: Path, *, env: Mapping[str, str] | None = None, unset: tuple[str, ...] = ()
+    tmp: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    unset: tuple[str, ...] = (),
+    template: Path | None = None,
+    expect_denials: bool = False,
 ) -> Iterator[LocalRuntime]:
     """`python -m local.runtime` on free ports, ready, postbacks going to `web`/postback.
 
     `env` is added to this process's environment; UNSET and `unset` are removed
-    from it. On leaving: Ctrl-C (a kill if it hangs), and the web server stops.
+    from it; `template` replaces template.yaml. On leaving: Ctrl-C (a kill if it
+    hangs), the web server stops, and unless `expect_denials` the AWS gate must
+    have denied nothing.
     """
     web = HTTPServer(host="127.0.0.1", port=0, threaded=True)
     web.start()
@@ -192,7 +206,12 @@ def started_runtime(
     output = tmp / "runtime.out"
     with output.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "local.runtime"],
+            [
+                sys.executable,
+                "-m",
+                "local.runtime",
+                *(["--template", str(template)] if template is not None else []),
+            ],
             cwd=ROOT,
             env=environment,
             stdout=sink,
@@ -211,8 +230,12 @@ def started_runtime(
             time.sleep(0.1)
         yield started
     finally:
-        if stop(process, 10) is None:
+        stopped = stop(process, 10)
+        if stopped is None:
             process.kill()
             process.wait()
         web.clear()
         web.stop()
+    if stopped is not None and not expect_denials:
+        denials = started.gate_report()["denials"]
+        assert denials == [], f"calls the functions' roles do not allow: {denials}"

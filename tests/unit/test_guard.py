@@ -1,4 +1,7 @@
-"""The network guard's address and URL rules. Nothing here opens a connection."""
+"""The network guard's address and URL rules. Nothing here opens a connection.
+
+The operator's MMSC and SMS gateway may be private (RFC 1918); a customer's URL
+(media, postbacks) never may, and the metadata service is refused to everyone."""
 
 from __future__ import annotations
 
@@ -6,6 +9,10 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
+from mmsapi.carrier.mm7_client import CarrierUnavailable, submit
+from mmsapi.carrier.sms import HttpSms
+from mmsapi.errors import ApiError
+from mmsapi.media.fetch import fetch_media
 from mmsapi.media.guard import (
     GuardError,
     NetworkError,
@@ -13,6 +20,10 @@ from mmsapi.media.guard import (
     parse_target,
     resolve_checked,
 )
+from mmsapi.media.types import MediaKind
+from mmsapi.services.postback import DeliveryError
+from mmsapi.services.postback import deliver as deliver_postback
+from mmsapi.settings import Settings
 
 REFUSED = [
     ("10.0.0.1", "private"),
@@ -205,3 +216,161 @@ def test_target_default_port_and_ipv6_literal() -> None:
     assert parse_target("http://example.com").request_target == "/"
     v6 = parse_target("http://[2606:4700::1]:8080/x")
     assert (v6.host, v6.port, v6.host_header) == ("2606:4700::1", 8080, "[2606:4700::1]:8080")
+
+
+# ---- operator-configured endpoints (MMSC, SMS gateway) may be private ------------------
+
+RFC1918_ADDRESSES = ["10.0.0.1", "10.20.30.40", "172.16.0.1", "172.31.255.1", "192.168.1.10"]
+# Refused even for the operator's endpoints: the metadata service and everything
+# that is not plainly RFC 1918 (tunnels that embed a private address included).
+NEVER_ALLOWED = [
+    ("169.254.169.254", "link-local"),
+    ("::ffff:169.254.169.254", "link-local"),
+    ("fd00:ec2::254", "unique-local"),
+    ("fe80::1", "link-local"),
+    ("100.64.0.1", "shared address space"),
+    ("0.0.0.0", "unspecified"),
+    ("64:ff9b::a00:1", "NAT64, embeds 10.0.0.1"),
+    ("2002:a00:1::", "6to4, embeds 10.0.0.1"),
+    ("::10.0.0.1", "IPv4-compatible"),
+    ("127.0.0.1", "loopback"),
+]
+
+
+@pytest.mark.parametrize("address", [*RFC1918_ADDRESSES, "::ffff:10.1.2.3"])
+def test_private_address_is_accepted_only_with_allow_private(address: str) -> None:
+    # Given an RFC 1918 address (an MMSC behind a VPN)
+    # When it is checked for a customer's URL, Then it is refused
+    with pytest.raises(GuardError, match="private"):
+        check_address(address, allow_loopback=True)
+    # When it is checked for the operator's endpoint, Then it passes
+    assert check_address(address, allow_loopback=False, allow_private=True)
+
+
+@pytest.mark.parametrize(("address", "why"), NEVER_ALLOWED)
+def test_metadata_and_other_ranges_stay_refused_with_allow_private(address: str, why: str) -> None:
+    # Given an address that is not RFC 1918
+    # When it is checked for the operator's endpoint
+    with pytest.raises(GuardError) as raised:
+        check_address(address, allow_loopback=False, allow_private=True)
+    # Then it is refused all the same
+    assert why in raised.value.reason
+
+
+def test_host_with_one_metadata_record_is_refused_with_allow_private() -> None:
+    # Given an MMSC name resolving to a private address and to the metadata service
+    resolver = fake_resolver({"mmsc.carrier.example": ["10.0.0.5", "169.254.169.254"]})
+    # When it is resolved for the operator's endpoint, Then the whole host is refused
+    with pytest.raises(GuardError, match="link-local"):
+        resolve_checked(
+            "mmsc.carrier.example", 443, allow_loopback=False, resolver=resolver, allow_private=True
+        )
+    # And a name with private addresses only is accepted
+    private_only = fake_resolver({"mmsc.carrier.example": ["10.0.0.5", "10.0.0.6"]})
+    assert resolve_checked(
+        "mmsc.carrier.example", 443, allow_loopback=False, resolver=private_only, allow_private=True
+    ) == ["10.0.0.5", "10.0.0.6"]
+
+
+class StopAtConnect:
+    """Stands in for the guard's connect step: records the vetted addresses, connects to
+    nothing, and fails like an unreachable host."""
+
+    reason = "stopped before connecting (test)"
+
+    def __init__(self) -> None:
+        self.addresses: list[str] = []
+
+    def __call__(self, target: object, addresses: Sequence[str], **_: object) -> object:
+        self.addresses.extend(addresses)
+        raise NetworkError(self.reason)
+
+
+@pytest.fixture
+def stop_at_connect(monkeypatch: pytest.MonkeyPatch) -> StopAtConnect:
+    from mmsapi.media import guard
+
+    stub = StopAtConnect()
+    monkeypatch.setattr(guard, "_connect", stub)
+    return stub
+
+
+def _settings(**values: object) -> Settings:
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def test_mm7_submit_reaches_a_private_mmsc(stop_at_connect: StopAtConnect) -> None:
+    # Given an operator-configured MMSC on a private address
+    # When a SubmitReq is posted to it
+    with pytest.raises(CarrierUnavailable) as raised:
+        submit(
+            "http://10.20.30.40:8080/mm7",
+            b"<soap/>",
+            "text/xml",
+            username="",
+            password="",
+            timeout=1,
+            settings=_settings(allow_loopback_media=False),
+        )
+    # Then the guard lets it through to the connect step (not a guard refusal)
+    assert stop_at_connect.addresses == ["10.20.30.40"]
+    assert StopAtConnect.reason in raised.value.reason
+
+
+def test_mm7_submit_to_the_metadata_service_is_refused(stop_at_connect: StopAtConnect) -> None:
+    # Given an MMSC URL pointing at the instance metadata service
+    # When a SubmitReq is posted to it
+    with pytest.raises(CarrierUnavailable) as raised:
+        submit(
+            "http://169.254.169.254/latest/meta-data/",
+            b"<soap/>",
+            "text/xml",
+            username="",
+            password="",
+            timeout=1,
+            settings=_settings(allow_loopback_media=False),
+        )
+    # Then the guard refuses it before any connection
+    assert "link-local" in raised.value.reason
+    assert stop_at_connect.addresses == []
+
+
+def test_sms_gateway_on_a_private_address_is_reached(stop_at_connect: StopAtConnect) -> None:
+    # Given the operator's HTTP SMS gateway on a private address
+    gateway = HttpSms(_settings(sms_url="http://192.168.7.8/sms", allow_loopback_media=False))
+    # When an SMS is sent, Then the request gets past the guard
+    with pytest.raises(CarrierUnavailable, match="stopped before connecting"):
+        gateway.send("14045550100", "28444", "hello")
+    assert stop_at_connect.addresses == ["192.168.7.8"]
+
+
+def test_postback_to_a_private_address_stays_refused(stop_at_connect: StopAtConnect) -> None:
+    # Given a customer's postback URL on a private address
+    # When a postback is delivered
+    with pytest.raises(DeliveryError, match="private"):
+        deliver_postback(
+            "http://10.20.30.40/postback",
+            b"<postback/>",
+            "secret",
+            "event-1",
+            settings=_settings(allow_loopback_media=True),
+        )
+    # Then nothing was connected to
+    assert stop_at_connect.addresses == []
+
+
+def test_media_from_a_private_address_stays_refused(stop_at_connect: StopAtConnect) -> None:
+    # Given a customer's media URL on a private address
+    # When it is fetched for a slide
+    with pytest.raises(ApiError) as raised:
+        fetch_media(
+            "http://192.168.1.10/cat.jpg",
+            MediaKind.IMAGE,
+            1,
+            1_000_000,
+            settings=_settings(allow_loopback_media=True),
+        )
+    # Then the slide's "could not copy" error names the refusal, and nothing was connected to
+    assert raised.value.code == "E351"
+    assert "private" in raised.value.info
+    assert stop_at_connect.addresses == []

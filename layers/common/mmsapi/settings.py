@@ -1,11 +1,22 @@
-"""One settings object, read once from the environment (the only reader of os.environ)."""
+"""One settings object, read once from the environment (the only reader of os.environ).
+
+On Lambda every function has its own process and environment. The local runtime runs
+them all in one process: it gives each invocation its function's own settings with
+`scoped_settings(settings_from(that_function_environment))`, and get_settings() answers
+those while the scope lasts (a ContextVar: the invocation's thread, and any thread
+started with contextvars.copy_context()).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
+from typing import Any
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -23,6 +34,10 @@ class Settings(BaseSettings):
     encode_state_machine_arn: str = ""
     ddm_state_machine_arn: str = ""
     sends_table: str = "mmsapi-sends"
+    # Lookup tables read with strongly consistent GetItem (GSIs lag on AWS):
+    # carrier message id -> send id (delivery reports), API key hash -> account id.
+    carrier_messages_table: str = "mmsapi-carrier-messages"
+    api_keys_table: str = "mmsapi-api-keys"
     send_queue_url: str = ""
 
     # Powertools' own variable; a default keeps metrics valid where it is unset.
@@ -46,6 +61,10 @@ class Settings(BaseSettings):
 
     # The carrier: MM7 to the MMSC (API-NOTES §9).
     mm7_url: str = ""
+    # The API function's only knowledge of the MMSC: is one configured? (else E619)
+    carrier_provisioned: bool = False
+    # Delivery reports for a message are matched for this long (the lookup item's TTL).
+    carrier_message_days: int = 30
     mm7_username: str = ""
     mm7_password: str = ""
     mm7_version: str = "6.8.0"
@@ -79,6 +98,60 @@ class Settings(BaseSettings):
     ffmpeg_dir: str = ""
 
 
+class _GivenOnly(Settings):
+    """Settings from the keyword arguments only, never from os.environ."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def settings_from(environment: Mapping[str, str]) -> Settings:
+    """The settings that `environment` (one function's variables) alone gives."""
+    given = {name.upper(): value for name, value in environment.items()}
+    values: dict[str, Any] = {}
+    for name, spec in Settings.model_fields.items():
+        alias = spec.validation_alias
+        variable = alias if isinstance(alias, str) else f"MMS_{name}"
+        if variable.upper() in given:
+            values[variable if isinstance(alias, str) else name] = given[variable.upper()]
+    return _GivenOnly(**values)
+
+
+_scoped: ContextVar[Settings | None] = ContextVar("mmsapi_scoped_settings", default=None)
+
+
+@contextmanager
+def scoped_settings(settings: Settings) -> Iterator[Settings]:
+    """get_settings() answers `settings` in this context until the block ends."""
+    token = _scoped.set(settings)
+    try:
+        yield settings
+    finally:
+        _scoped.reset(token)
+
+
 @lru_cache(maxsize=1)
-def get_settings() -> Settings:
+def _from_environ() -> Settings:
     return Settings()
+
+
+class _SettingsReader:
+    """get_settings(): the scoped settings if any, else the environment's, read once."""
+
+    def __call__(self) -> Settings:
+        return _scoped.get() or _from_environ()
+
+    def cache_clear(self) -> None:
+        """Read the environment again next time (tests that change it call this)."""
+        _from_environ.cache_clear()
+
+
+get_settings = _SettingsReader()

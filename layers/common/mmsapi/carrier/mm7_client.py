@@ -7,7 +7,8 @@ What comes back, and what the caller does with it:
   SOAP 1.1 sends faults with HTTP 500, so a 500 whose body is an MM7 answer
   is read like a 200; so is any 4xx that carries one. A 401/403 without one
   becomes 4001 (improper identification: our credentials), another 4xx 2000.
-- CarrierUnavailable: no answer (connection, timeout, refused by the guard),
+- CarrierUnavailable: no answer (connection, timeout, refused by the guard: the
+  operator's URL may be RFC 1918 private, never link-local or metadata),
   HTTP 429, or a 5xx without an MM7 body (a proxy or a load balancer spoke).
   Transient: the caller retries with back-off.
 - MM7Error: a 2xx the caller cannot read. The MMSC may have accepted the
@@ -74,7 +75,9 @@ def submit(
             url,
             body,
             headers,
-            # Loopback only where the local runtime allows it (its simulated MMSC).
+            # The operator's MMSC may sit on a private network (a VPN to the carrier);
+            # loopback only where the local runtime allows it (its simulated MMSC).
+            allow_private=True,
             allow_loopback=settings.allow_loopback_media,
             timeout=timeout,
             max_response_bytes=MAX_RESPONSE_BYTES,

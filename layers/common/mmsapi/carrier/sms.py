@@ -73,6 +73,7 @@ class HttpSms:
                 self.settings.sms_url,
                 body,
                 {"Content-Type": "application/json"},
+                allow_private=True,  # the operator's gateway, like the MMSC, may be private
                 allow_loopback=self.settings.allow_loopback_media,
                 timeout=15,
                 connect_timeout=5,

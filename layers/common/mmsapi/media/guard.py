@@ -11,6 +11,11 @@ request is allowed only to global unicast addresses. The rules:
   NAT64 64:ff9b::/96, 6to4, Teredo), the request is refused.
 - Loopback (127/8, ::1) is allowed only when ``allow_loopback`` is true (the
   local runtime, tests). Private ranges stay refused even then.
+- The RFC 1918 ranges (10/8, 172.16/12, 192.168/16) are allowed only with
+  ``allow_private``, which only the operator-configured endpoints pass (the
+  MMSC's MM7 URL and the SMS gateway, often behind a VPN): never a URL that a
+  customer gave (media, postbacks). Link-local addresses such as the metadata
+  service (169.254.169.254, fd00:ec2::254) stay refused even then.
 - The connection goes to a vetted address (pinned: no second DNS lookup, so a
   rebinding DNS server cannot swap in a private address after the check), with
   the original Host header and, for https, SNI and certificate checks against
@@ -59,6 +64,13 @@ _TEREDO: Final = ipaddress.IPv6Network("2001::/32")
 _SIX_TO_FOUR: Final = ipaddress.IPv6Network("2002::/16")
 
 LOOPBACK: Final = "loopback"
+# Private networks an operator's carrier link may use (RFC 1918), and nothing else:
+# not 100.64/10, not link-local, not unique-local IPv6 (fd00:ec2::254 is in it).
+RFC1918: Final = (
+    ipaddress.IPv4Network("10.0.0.0/8"),
+    ipaddress.IPv4Network("172.16.0.0/12"),
+    ipaddress.IPv4Network("192.168.0.0/16"),
+)
 
 # Host names after IDNA encoding: letters, digits, '-', '_' (seen in the wild), dots.
 _HOST_NAME: Final = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$")
@@ -171,14 +183,27 @@ def address_refusal(ip: IPAddress) -> str | None:
     return _v6_refusal(ip)
 
 
-def check_address(address: str | IPAddress, *, allow_loopback: bool) -> IPAddress:
-    """The address, parsed, if it may be contacted; GuardError otherwise."""
+def _is_rfc1918(ip: IPAddress) -> bool:
+    # The IPv4 host itself or its IPv4-mapped form; never one reached through a tunnel.
+    v4 = ip if isinstance(ip, ipaddress.IPv4Address) else ip.ipv4_mapped
+    return v4 is not None and any(v4 in network for network in RFC1918)
+
+
+def check_address(
+    address: str | IPAddress, *, allow_loopback: bool, allow_private: bool = False
+) -> IPAddress:
+    """The address, parsed, if it may be contacted; GuardError otherwise.
+
+    `allow_private` (RFC 1918 only) is for operator-configured endpoints, never for a
+    URL a customer gave."""
     try:
         ip = ipaddress.ip_address(address) if isinstance(address, str) else address
     except ValueError as exc:
         raise GuardError(f"{address!r} is not an IP address") from exc
     why = address_refusal(ip)
     if why is None or (why == LOOPBACK and allow_loopback):
+        return ip
+    if allow_private and _is_rfc1918(ip):
         return ip
     mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
     shown = f"{ip} ({mapped})" if mapped is not None else str(ip)
@@ -192,7 +217,12 @@ def system_resolver(host: str, port: int) -> list[str]:
 
 
 def resolve_checked(
-    host: str, port: int, *, allow_loopback: bool, resolver: Resolver | None = None
+    host: str,
+    port: int,
+    *,
+    allow_loopback: bool,
+    resolver: Resolver | None = None,
+    allow_private: bool = False,
 ) -> list[str]:
     """Every address of a host, vetted. One refused address refuses the host:
     otherwise a name with one public and one private record could be steered
@@ -213,7 +243,10 @@ def resolve_checked(
     vetted: list[str] = []
     for candidate in candidates:
         try:
-            vetted.append(str(check_address(candidate, allow_loopback=allow_loopback)))
+            checked = check_address(
+                candidate, allow_loopback=allow_loopback, allow_private=allow_private
+            )
+            vetted.append(str(checked))
         except GuardError as exc:
             suffix = "" if literal is not None else f" ({host} resolves to it)"
             raise GuardError(exc.reason + suffix) from exc
@@ -525,6 +558,7 @@ def guarded_request(
     deadline: float,
     resolver: Resolver | None = None,
     ssl_context: ssl.SSLContext | None = None,
+    allow_private: bool = False,
 ) -> GuardedResponse:
     """Send one request through the guard and return the final, unread response.
 
@@ -532,6 +566,7 @@ def guarded_request(
     read. A 3xx without Location is returned like any answer. A redirect beyond
     `max_redirects` raises GuardError (with 0, redirects are never followed).
     `resolver` and `ssl_context` (trusted CAs; default: the system's) are for tests.
+    `allow_private` (RFC 1918, every hop) only for operator-configured URLs.
     303, and 301/302 after POST, continue as GET without a body (as browsers do).
     """
     current = url
@@ -540,7 +575,11 @@ def guarded_request(
     for hop in range(max_redirects + 1):
         target = parse_target(current)
         addresses = resolve_checked(
-            target.host, target.port, allow_loopback=allow_loopback, resolver=resolver
+            target.host,
+            target.port,
+            allow_loopback=allow_loopback,
+            resolver=resolver,
+            allow_private=allow_private,
         )
         response = _exchange(
             method,
@@ -589,8 +628,13 @@ def post_bytes(
     max_response_bytes: int | None,
     connect_timeout: float | None = None,
     read_timeout: float | None = None,
+    allow_private: bool = False,
 ) -> PostAnswer:
     """POST bytes through the guard, redirects not followed, and read the answer.
+
+    `allow_private` lets the request reach RFC 1918 addresses: only for the URLs the
+    operator configured (MMSC, SMS gateway), never for postbacks or anything a
+    customer gave.
 
     `timeout` is the overall deadline in seconds, and the connect and read
     timeouts unless those are given. The body is read up to max_response_bytes
@@ -604,6 +648,7 @@ def post_bytes(
         headers=headers,
         max_redirects=0,
         allow_loopback=allow_loopback,
+        allow_private=allow_private,
         connect_timeout=timeout if connect_timeout is None else connect_timeout,
         read_timeout=timeout if read_timeout is None else read_timeout,
         deadline=time.monotonic() + timeout,

@@ -54,7 +54,7 @@ def create_account(
     )
     if allowed_actions is not None:
         account.allowed_actions = list(allowed_actions)
-    store.put(account)
+    store.create(account)  # the key works from the moment this returns
     return account, key
 
 
@@ -72,6 +72,6 @@ def rotate_key(store: AccountStore, account_id: str) -> tuple[Account, str] | No
     if account is None:
         return None
     key = new_api_key()
-    account.key_hash = hash_key(key)
-    store.put(account)
+    old_key_hash, account.key_hash = account.key_hash, hash_key(key)
+    store.replace_key(account, old_key_hash)  # the old key stops working at once
     return account, key

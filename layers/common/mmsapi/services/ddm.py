@@ -56,7 +56,7 @@ def discover(ctx: Context, send_id: int, task_token: str) -> str:
         return "DDM refused"
     send.carrier_message_id = result.message_id or f"mm7-{uuid.uuid4().hex}"
     send.ddm_task_token = task_token
-    ctx.sends.save(send)
+    ctx.sends.save(send, carrier_message=True)  # its report must find the send at once
     announce_send(ctx, send, "N501", "Message Sent", sent_as="MMS", details=DDM_DETAILS)
     return "DDM sent"
 

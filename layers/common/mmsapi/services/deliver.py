@@ -16,6 +16,7 @@ from mmsapi.carrier.message import HandsetProfile, OutgoingMessage
 from mmsapi.carrier.mm7_client import CarrierUnavailable, submit
 from mmsapi.carrier.profiles import get_profile
 from mmsapi.carrier.sms import SmsRefused
+from mmsapi.errors import CATALOGUE
 from mmsapi.models import Send, SendStatus, Template, TemplateStatus, utcnow
 from mmsapi.observability import logger
 from mmsapi.services.adapt import DoesNotFit, adapt_message
@@ -27,6 +28,7 @@ from mmsapi.settings import get_settings
 
 SENT = "Message Sent"
 FAILED = "Message Failed"
+NOT_PROVISIONED = CATALOGUE["E619"]
 
 
 class RetryLater(Exception):  # noqa: N818 - a request to the queue, not a fault
@@ -45,6 +47,8 @@ def deliver(ctx: Context, send_id: int, *, discovered: bool = False) -> str:
         return _interrupted(ctx, send)
     if send is None or send.status is not SendStatus.QUEUED:
         return "not queued"  # already handled: a redelivered queue message
+    if not get_settings().mm7_url:
+        return _not_provisioned(ctx, send)
     if not discovered and not send.discovered and _needs_discovery(ctx, send):
         return _start_discovery(ctx, send)
     send.status = SendStatus.SUBMITTING
@@ -64,6 +68,15 @@ def deliver(ctx: Context, send_id: int, *, discovered: bool = False) -> str:
     except Exception:
         _unclaim(ctx, send)  # e.g. S3 or DynamoDB: the queue tries again
         raise
+
+
+def _not_provisioned(ctx: Context, send: Send) -> str:
+    """No MMSC is configured: no retry can help, so the send ends now, told as E101
+    (the API refuses new sends with E619; this one was queued before, or by the DDM)."""
+    send.status = SendStatus.FAILED
+    if ctx.sends.save(send, expected=SendStatus.QUEUED):
+        announce_send(ctx, send, "E101", FAILED, details=NOT_PROVISIONED)
+    return "failed: carrier not provisioned"
 
 
 def _unclaim(ctx: Context, send: Send) -> None:
@@ -129,7 +142,7 @@ def _send_mms(ctx: Context, send: Send, template: Template, profile: HandsetProf
     if action is mm7.Action.OK:
         send.status, send.sent_as = SendStatus.SENT, "MMS"
         send.carrier_message_id = result.message_id or f"mm7-{uuid.uuid4().hex}"
-        ctx.sends.save(send)
+        ctx.sends.save(send, carrier_message=True)
         announce_send(ctx, send, "N101", SENT, sent_as="MMS")
         return "sent as MMS"
     reason = f"carrier answered {result.status_code} {result.status_text}".strip()
@@ -173,7 +186,7 @@ def _fallback(ctx: Context, send: Send, template: Template, reason: str) -> str:
     except SmsRefused as exc:
         return _fail(ctx, send, f"{reason}; fallback SMS refused: {exc}")
     send.status, send.sent_as, send.carrier_message_id = SendStatus.SENT, "SMS", message_id
-    ctx.sends.save(send)
+    ctx.sends.save(send, carrier_message=True)
     announce_send(ctx, send, "N101", SENT, sent_as="SMS", details=reason)
     return "sent as SMS"
 

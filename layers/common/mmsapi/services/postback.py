@@ -13,6 +13,9 @@ X-MMS-Postback-Id (the event id, the same on every retry) and authenticate with
 X-MMS-Signature: sha256=<hex HMAC-SHA256 of the exact body, keyed with the
 account's postback secret>; the header is omitted when the account has no secret.
 An unknown or disabled account, or one without a postback URL, drops the event.
+
+Every event is counted once, by code (metric Postbacks, dimension code): the E999
+alarm and the dashboard's "Postbacks by code" read it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
+
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from mmsapi.media.guard import NetworkError, post_bytes
 from mmsapi.models import Account, Dialect
@@ -47,6 +52,8 @@ POSTBACK_FIELDS: Final[tuple[str, ...]] = (
     "client-reference",
 )
 CONTENT_TYPE: Final = "application/xml; charset=utf-8"
+# CloudWatch metric (in the metrics namespace) with one data point per event, dimension code.
+POSTBACKS_METRIC: Final = "Postbacks"
 SIGNATURE_HEADER: Final = "X-MMS-Signature"
 ID_HEADER: Final = "X-MMS-Postback-Id"
 
@@ -119,6 +126,23 @@ def deliver(
     if not 200 <= status < 300:
         raise DeliveryError(f"postback to {url} answered HTTP {status}")
     return status
+
+
+def count_postback(event: Mapping[str, Any], settings: Settings | None = None) -> None:
+    """Count one event under its code: metric Postbacks{service, code} (CloudWatch EMF).
+
+    A single metric of its own, printed at once: the code is a dimension of this data
+    point only, not of the handler's other metrics, and concurrent records cannot mix.
+    """
+    detail = event.get("detail")
+    code = detail.get("code") if isinstance(detail, Mapping) else None
+    if not isinstance(code, str) or not code:
+        return  # handle_event refuses it as malformed
+    namespace = (settings or get_settings()).metrics_namespace
+    with single_metric(
+        name=POSTBACKS_METRIC, unit=MetricUnit.Count, value=1, namespace=namespace
+    ) as metric:
+        metric.add_dimension(name="code", value=code)
 
 
 def handle_event(

@@ -25,6 +25,7 @@ from mmsapi.services.context import Context
 from mmsapi.services.encode import release_waiting_send
 from mmsapi.services.manage import delete_mms, parse_mms_id
 from mmsapi.services.save import save_mms
+from mmsapi.settings import get_settings
 
 STATUS_DETAILS: Final = "MMS request accepted and queued for delivery"
 MAX_DDM_TIMEOUT_MINUTES: Final = 24 * 60
@@ -208,7 +209,14 @@ def accept_send(ctx: Context, send: Send, *, waiting: bool = False) -> Send:
     return send
 
 
+def check_carrier() -> None:
+    """E619 at once when no MMSC is configured: queueing would only end in failure later."""
+    if not get_settings().carrier_provisioned:
+        raise ApiError("E619")
+
+
 def send_saved(ctx: Context, account: Account, request: SendRequest, *, legacy: bool) -> Send:
+    check_carrier()
     return accept_send(ctx, check_send(ctx, account, request, legacy=legacy))
 
 
@@ -216,7 +224,8 @@ def send_new(
     ctx: Context, account: Account, save: SaveRequest, request: SendRequest, *, legacy: bool
 ) -> Send:
     """sendMMS: save a template for this one send, then send it (after its encoding)."""
-    # Refuse bad addressing before anything is fetched or stored.
+    # Refuse before anything is fetched or stored.
+    check_carrier()
     addressing = check_addressing(account, request, legacy=legacy)
     if not (request.fallback_sms_text or "").strip() and (
         (save.disable_fallback_sms or "").strip().lower() != "yes"

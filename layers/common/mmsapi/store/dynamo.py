@@ -1,4 +1,7 @@
-"""DynamoDB idioms the stores share: keyed reads, single-item index lookups, conditional puts.
+"""DynamoDB idioms the stores share: consistent keyed reads, conditional puts, transactions.
+
+No point lookup goes through a GSI: GSIs are eventually consistent on AWS, so an item
+found by another key has its own lookup table, written in the same transaction.
 
 Every failure becomes a DomainError named after `what` the store was doing
 ("send write failed: ..."), so that no botocore error leaves the stores.
@@ -6,7 +9,7 @@ Every failure becomes a DomainError named after `what` the store was doing
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
@@ -15,6 +18,7 @@ from mmsapi.errors import DomainError
 from mmsapi.store import aws
 
 CONDITION_FAILED: Final = "ConditionalCheckFailedException"
+TRANSACTION_CANCELED: Final = "TransactionCanceledException"
 
 
 def get_item(table: str, key: Mapping[str, Any], *, what: str) -> dict[str, Any] | None:
@@ -24,24 +28,6 @@ def get_item(table: str, key: Mapping[str, Any], *, what: str) -> dict[str, Any]
     except ClientError as exc:
         raise DomainError(f"{what} read failed: {exc}") from exc
     return found.get("Item")
-
-
-def query_one(
-    table: str, index: str, attribute: str, value: str, *, what: str
-) -> dict[str, Any] | None:
-    """The first item of an index whose key `attribute` is the string `value`, or None."""
-    try:
-        found = aws.dynamodb().query(
-            TableName=table,
-            IndexName=index,
-            KeyConditionExpression=f"{attribute} = :v",
-            ExpressionAttributeValues={":v": {"S": value}},
-            Limit=1,
-        )
-    except ClientError as exc:
-        raise DomainError(f"{what} lookup failed: {exc}") from exc
-    items = found.get("Items", [])
-    return items[0] if items else None
 
 
 def put_item(table: str, item: Mapping[str, Any], *, what: str, **condition: Any) -> bool:
@@ -63,3 +49,20 @@ def create_item(table: str, item: Mapping[str, Any], key: str, *, what: str) -> 
     """Put a new item; DomainError if an item with its `key` attribute exists already."""
     if not put_item(table, item, what=what, ConditionExpression=f"attribute_not_exists({key})"):
         raise DomainError(f"{what} write failed: the {key} exists already")
+
+
+def transact_write(items: Sequence[Mapping[str, Any]], *, what: str) -> bool:
+    """Write items ({"Put": ...}, {"Delete": ...}) all or none (TransactWriteItems).
+
+    False when a condition of one of them fails; DomainError for any other failure
+    (IAM: each part needs its own action, e.g. dynamodb:PutItem on its table).
+    """
+    try:
+        aws.dynamodb().transact_write_items(TransactItems=list(items))  # type: ignore[arg-type]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == TRANSACTION_CANCELED:
+            reasons = exc.response.get("CancellationReasons", [])
+            if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
+                return False
+        raise DomainError(f"{what} write failed: {exc}") from exc
+    return True

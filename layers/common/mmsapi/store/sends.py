@@ -1,8 +1,16 @@
-"""The sends table (one item per message to one recipient) and the send queue."""
+"""The sends table (one item per message to one recipient) and the send queue.
+
+Delivery reports name the carrier's message id, not ours. Each id the carrier (or
+the SMS gateway) gives a send gets an item of the carrier messages table, written
+in one transaction with the send, and read back with a consistent GetItem: a
+report that arrives a moment after the submit finds its send (a GSI, eventually
+consistent on AWS, could still miss it then).
+"""
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -12,12 +20,13 @@ from mmsapi.models import Send, SendStatus, utcnow
 from mmsapi.settings import get_settings
 from mmsapi.store import aws, dynamo
 
-CARRIER_INDEX = "by-carrier-message"
+DAY_SECONDS = 86_400
 
 
 class SendStore:
-    def __init__(self, table: str | None = None) -> None:
+    def __init__(self, table: str | None = None, carrier_table: str | None = None) -> None:
         self.table = table or get_settings().sends_table
+        self.carrier_table = carrier_table or get_settings().carrier_messages_table
 
     def _item(self, send: Send) -> dict[str, Any]:
         item: dict[str, Any] = {
@@ -26,15 +35,30 @@ class SendStore:
             "status": {"S": send.status.value},
             "doc": {"S": send.model_dump_json()},
         }
-        if send.carrier_message_id:  # sparse index: only sends the carrier has accepted
+        if send.carrier_message_id:
             item["carrier_message_id"] = {"S": send.carrier_message_id}
         return item
+
+    def _carrier_item(self, send: Send) -> dict[str, Any]:
+        expires = int(time.time()) + get_settings().carrier_message_days * DAY_SECONDS
+        return {
+            "carrier_message_id": {"S": send.carrier_message_id},
+            "send_id": {"N": str(send.send_id)},
+            "expires_at": {"N": str(expires)},  # the table's TTL attribute
+        }
 
     def create(self, send: Send) -> None:
         dynamo.create_item(self.table, self._item(send), "send_id", what="send")
 
-    def save(self, send: Send, expected: SendStatus | None = None) -> bool:
-        """Write a send; with `expected`, only if its stored status is still that."""
+    def save(
+        self, send: Send, expected: SendStatus | None = None, *, carrier_message: bool = False
+    ) -> bool:
+        """Write a send; with `expected`, only if its stored status is still that.
+
+        With `carrier_message`, the send has just been given its carrier_message_id:
+        the id's lookup item is written in the same transaction, so that its delivery
+        report finds the send as soon as this returns.
+        """
         send.updated_at = utcnow()
         extra: dict[str, Any] = {}
         if expected is not None:
@@ -43,17 +67,56 @@ class SendStore:
                 "ExpressionAttributeNames": {"#s": "status"},
                 "ExpressionAttributeValues": {":expected": {"S": expected.value}},
             }
-        return dynamo.put_item(self.table, self._item(send), what="send", **extra)
+        if not (carrier_message and send.carrier_message_id):
+            return dynamo.put_item(self.table, self._item(send), what="send", **extra)
+        return dynamo.transact_write(
+            [
+                {"Put": {"TableName": self.table, "Item": self._item(send), **extra}},
+                # Unconditional: an id the carrier reuses belongs to its latest send.
+                {"Put": {"TableName": self.carrier_table, "Item": self._carrier_item(send)}},
+            ],
+            what="send",
+        )
 
     def get(self, send_id: int) -> Send | None:
         item = dynamo.get_item(self.table, {"send_id": {"N": str(send_id)}}, what="send")
         return Send.model_validate_json(item["doc"]["S"]) if item else None
 
+    def backfill_carrier_messages(self) -> int:
+        """Write the lookup item of every send still awaiting a report (sends made before
+        the carrier messages table existed); returns how many. Safe to run again."""
+        written = 0
+        paginator = aws.dynamodb().get_paginator("scan")
+        waiting = [SendStatus.SENT.value, SendStatus.DISCOVERING.value]
+        for page in paginator.paginate(
+            TableName=self.table,
+            FilterExpression="attribute_exists(carrier_message_id) AND #s IN (:a, :b)",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":a": {"S": waiting[0]}, ":b": {"S": waiting[1]}},
+        ):
+            for item in page["Items"]:
+                send = Send.model_validate_json(item["doc"]["S"])
+                if send.carrier_message_id:
+                    dynamo.put_item(
+                        self.carrier_table, self._carrier_item(send), what="carrier message"
+                    )
+                    written += 1
+        return written
+
     def by_carrier_message_id(self, message_id: str) -> Send | None:
-        item = dynamo.query_one(
-            self.table, CARRIER_INDEX, "carrier_message_id", message_id, what="send"
+        """The send that the carrier knows by this id (two consistent reads), or None."""
+        if not message_id:
+            return None
+        found = dynamo.get_item(
+            self.carrier_table, {"carrier_message_id": {"S": message_id}}, what="carrier message"
         )
-        return Send.model_validate_json(item["doc"]["S"]) if item else None
+        if found is None:
+            return None
+        send = self.get(int(found["send_id"]["N"]))
+        # A DDM's id stays behind when the real MMS gets its own: it names that send no more.
+        if send is None or send.carrier_message_id != message_id:
+            return None
+        return send
 
 
 class SendQueue:
