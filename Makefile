@@ -15,7 +15,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export AWS_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY ?= 0
 
-.PHONY: local test lint typecheck cfn build unit bench clean
+.PHONY: local test lint typecheck cfn build unit bench clean fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,10 +55,18 @@ unit: $(STAMP)
 
 test: lint typecheck cfn build unit
 
-BENCHMARKS := save_latency send_latency cold_start image_fit video_encode adaptation
+BENCHMARKS := save_latency send_latency cold_start image_fit video_encode adaptation memory
 
 bench: $(STAMP)
 	for b in $(BENCHMARKS); do echo "== $$b"; $(PY) -m benchmarks.$$b || exit 1; done
+
+# 100,000 generated requests (every action, both dialects) at the in-process front door:
+# fails on any E503 or any answer slower than its bound, and prints the figures.
+# MMS_FUZZ_EXAMPLES and MMS_FUZZ_SEED choose another run; `make test` runs 300 of them.
+MMS_FUZZ_EXAMPLES ?= 100000
+fuzz: $(STAMP)
+	MMS_FUZZ_EXAMPLES=$(MMS_FUZZ_EXAMPLES) $(VENV)/bin/pytest -q -s -p no:cacheprovider \
+		tests/integration/test_fuzz.py::test_generated_requests
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache

@@ -146,6 +146,24 @@ def _sqs_get_queue_url(params: Params, where: Where) -> Iterator[Access]:
     )
 
 
+# ---------------------------------------------------------------- DynamoDB Streams
+
+
+def _stream(action: str) -> Rule:
+    def rule(params: Params, where: Where) -> Iterator[Access]:
+        yield Access(f"dynamodb:{action}", str(params["StreamArn"]))
+
+    return rule
+
+
+def _stream_of_iterator(params: Params, where: Where) -> Iterator[Access]:
+    # A shard iterator starts with its stream's ARN ("<stream arn>|1|<opaque>"), on AWS
+    # and in moto: IAM checks GetRecords against that stream.
+    iterator = str(params["ShardIterator"])
+    stream = iterator.split("|", 1)[0] if iterator.startswith("arn:") else ""
+    yield Access("dynamodb:GetRecords", stream or where.arn("dynamodb", "table/*/stream/*"))
+
+
 # ---------------------------------------------------------------- EventBridge
 
 
@@ -251,6 +269,12 @@ RULES: dict[tuple[str, str], Rule] = {
     ("dynamodb", "BatchWriteItem"): _dynamodb_per_table("BatchWriteItem", "RequestItems"),
     ("dynamodb", "TransactWriteItems"): _dynamodb_transact,
     ("dynamodb", "TransactGetItems"): _dynamodb_transact,
+    # DynamoDB Streams (Lambda reads a stream with the function's role; the actions are
+    # dynamodb:*, on the stream ARN, table/<name>/stream/<label>)
+    ("dynamodbstreams", "DescribeStream"): _stream("DescribeStream"),
+    ("dynamodbstreams", "GetShardIterator"): _stream("GetShardIterator"),
+    ("dynamodbstreams", "GetRecords"): _stream_of_iterator,
+    ("dynamodbstreams", "ListStreams"): _star("dynamodb:ListStreams"),
     # S3
     ("s3", "GetObject"): _s3_object("GetObject", version_action="GetObjectVersion"),
     ("s3", "HeadObject"): _s3_object("GetObject", version_action="GetObjectVersion"),

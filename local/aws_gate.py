@@ -88,6 +88,9 @@ ENTRY_POINTS: dict[tuple[str, str], str] = {
     ("mmsapi.services.encode", "release_waiting_send"): "FinalizeFunction",
     ("mmsapi.services.postback", "handle_event"): "PostbackFunction",
     ("mmsapi.services.postback", "deliver"): "PostbackFunction",
+    ("mmsapi.services.sweep", "sweep"): "SweeperFunction",
+    ("mmsapi.services.sweep", "settle_send"): "SweeperFunction",
+    ("mmsapi.services.sweep", "settle_template"): "SweeperFunction",
 }
 
 _ACTING: ContextVar[str | None] = ContextVar("mmsapi_acting_as", default=None)

@@ -17,7 +17,8 @@
 
 Settings (environment): MMS_LOCAL_PORT (3000), MMS_LOCAL_AWS_PORT (4566),
 MMS_LOCAL_API_KEY, MMS_LOCAL_POSTBACK_URL, MMS_LOCAL_DATA_DIR (.local-data),
-MMS_LOCAL_TEMPLATE (template.yaml; or --template).
+MMS_LOCAL_TEMPLATE (template.yaml; or --template), MMS_LOCAL_GSI_LAG (1.0: seconds
+during which an index read does not see a write, as AWS's GSIs may lag).
 While it runs, <data dir>/runtime.json tells mmsapi-admin and local.invoke where
 the embedded AWS is.
 
@@ -57,7 +58,9 @@ from local.functions import (
 )
 from local.http_api import ApiServer, LocalApi, Route, routes_from_template
 from local.queues import POLL_WAIT_SECONDS, QueuePoller, QueueSource, queue_sources
+from local.schedules import SchedulePoller, schedules
 from local.stack import TEMPLATE_PATH, Stack, TemplateError, check_order, provision
+from local.streams import StreamPoller, stream_sources
 
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
@@ -96,6 +99,7 @@ class LocalSettings:
     postback_url: str = ""
     data_dir: Path = Path(".local-data")
     template: Path = TEMPLATE_PATH
+    gsi_lag_seconds: float = 1.0
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> LocalSettings:
@@ -107,6 +111,7 @@ class LocalSettings:
             postback_url=env.get("MMS_LOCAL_POSTBACK_URL", ""),
             data_dir=data_dir(env),
             template=Path(env.get("MMS_LOCAL_TEMPLATE") or TEMPLATE_PATH).resolve(),
+            gsi_lag_seconds=_seconds(env, "MMS_LOCAL_GSI_LAG", 1.0),
         )
 
     @property
@@ -143,6 +148,19 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise StartupError(f"{name}={text!r} is not a port number")
     return int(text)
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    text = env.get(name, "")
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
+        raise StartupError(f"{name}={text!r} is not a number of seconds (0 to 3600)")
+    return value
 
 
 # ---------------------------------------------------------------- ports
@@ -290,7 +308,7 @@ class Runtime:
         )
         check_order(self.stack)  # a loop CloudFormation would refuse
         reset_product_caches()
-        self.gate = _install_gate(self.stack)
+        self.gate = _install_gate(self.stack, self.settings.gsi_lag_seconds)
         self.undo_threads = threads_inherit_the_invocation()
         self.functions = describe_functions(
             self.stack, sms_url=carrier["SmsUrl"], gate=self.gate, isolated=True
@@ -314,6 +332,22 @@ class Runtime:
             poller = QueuePoller(source, function, self.stop_event, self.stack.region)
             poller.start()
             self.threads.append(poller)
+        # DynamoDB streams (the postback outbox -> OutboxFunction -> the event bus).
+        for stream in stream_sources(self.stack):
+            relay = StreamPoller(
+                stream, self.functions[stream.function], self.stop_event, self.stack.region
+            )
+            relay.start()
+            self.threads.append(relay)
+        # EventBridge schedules (the sweeper that ends overdue messages).
+        scheduled, unscheduled = schedules(self.stack)
+        self.skipped.extend(unscheduled)
+        for schedule in scheduled:
+            ticker = SchedulePoller(
+                schedule, self.functions[schedule.function], self.stop_event, self.stack
+            )
+            ticker.start()
+            self.threads.append(ticker)
         self.api_server.api = LocalApi(self.routes, self.functions, self.stack.account_id)
         serving = threading.Thread(
             target=self.api_server.serve_forever, kwargs={"poll_interval": 0.2}, name="api"
@@ -544,11 +578,12 @@ def load_parameters(template: Path) -> dict[str, Any]:
     return parameters
 
 
-def _install_gate(stack: Stack) -> Any:
-    """The AWS gate: every call checked against its function's translated role."""
+def _install_gate(stack: Stack, gsi_lag_seconds: float) -> Any:
+    """The AWS gate: every call checked against its function's translated role, and
+    index reads that lag behind writes."""
     from local.aws_gate import AwsGate
 
-    gate = AwsGate.for_stack(stack, stack.template, deny=True)
+    gate = AwsGate.for_stack(stack, stack.template, deny=True, gsi_lag_seconds=gsi_lag_seconds)
     gate.install()
     return gate
 

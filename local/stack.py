@@ -417,10 +417,16 @@ def _create_table(stack: Stack, logical_id: str, props: dict[str, Any]) -> None:
         view = props["StreamSpecification"]["StreamViewType"]
         request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": view}
     dynamodb = _client(stack, "dynamodb")
+    existed = False
     try:
-        dynamodb.create_table(**request)
+        table = dynamodb.create_table(**request)["TableDescription"]
     except dynamodb.exceptions.ResourceInUseException:
-        return  # already there (a moto server that outlived a restart)
+        # Already there (a moto server that outlived a restart).
+        table, existed = dynamodb.describe_table(TableName=request["TableName"])["Table"], True
+    if table.get("LatestStreamArn"):  # !GetAtt <table>.StreamArn (a stream event source)
+        stack.attributes.setdefault(logical_id, {})["StreamArn"] = table["LatestStreamArn"]
+    if existed:
+        return
     ttl = props.get("TimeToLiveSpecification")
     if ttl and _as_text(ttl.get("Enabled")) == "true":
         dynamodb.update_time_to_live(

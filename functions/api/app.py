@@ -8,6 +8,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from mmsapi.budget import Budget
 from mmsapi.observability import logger, metrics, tracer
 from mmsapi.services.api import handle
 from mmsapi.services.context import context
@@ -18,7 +19,9 @@ XML_HEADERS = {"Content-Type": "application/xml; charset=utf-8", "Cache-Control"
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler
-def handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
+def handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, Any]:
+    # The work stops in time to answer in XML before the function (and the gateway) time out.
+    budget = Budget.from_remaining_ms(lambda_context.get_remaining_time_in_millis())
     raw = event.get("body") or ""
     try:
         body = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode("utf-8")
@@ -26,5 +29,5 @@ def handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
         body = b""  # answered E100 like any request without a document
     query = event.get("queryStringParameters") or {}
     source_ip = event.get("requestContext", {}).get("http", {}).get("sourceIp", "")
-    answer = handle(context(), body, query, source_ip)
+    answer = handle(context(), body, query, source_ip, budget)
     return {"statusCode": 200, "headers": XML_HEADERS, "body": answer.decode("utf-8")}

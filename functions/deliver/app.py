@@ -1,13 +1,15 @@
 """Delivery: the send queue (SQS) and the Device Discovery workflow's two steps.
 
 SQS records -> deliver each send (MM7 to the carrier, or fallback SMS).
-{"step": "discover" | "deliver", "send_id"} from statemachine/ddm.asl.json ->
-send the Device Discovery Message, or the MMS once the handset is known.
+{"step": "discover" | "deliver" | "settle", "send_id"} from statemachine/ddm.asl.json ->
+send the Device Discovery Message, the MMS once the handset is known, or (the workflow
+failed) end the send with E999.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
@@ -22,7 +24,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mmsapi.observability import logger, metrics, tracer
 from mmsapi.services.context import context
 from mmsapi.services.ddm import after_discovery, discover
-from mmsapi.services.deliver import RetryLater, deliver, give_up, retry_delay
+from mmsapi.services.deliver import deliver, give_up, retry_delay
+from mmsapi.services.sweep import WORKFLOW, settle_send
 from mmsapi.settings import get_settings
 
 # A failed record is reported, not raised, even when it is the whole batch (BatchSize 1).
@@ -34,10 +37,11 @@ def _one(record: SQSRecord) -> None:
     send_id = int(json.loads(record.body)["send_id"])
     try:
         outcome = deliver(ctx, send_id)
-    except RetryLater as exc:
+    except Exception as exc:  # RetryLater, or a fault a later attempt may not meet
         attempt = int(record.attributes.approximate_receive_count)
         if attempt >= get_settings().send_max_attempts:
-            outcome = give_up(ctx, send_id, str(exc))
+            # The last attempt: the send ends here (E999), not in the dead-letter queue.
+            outcome = give_up(ctx, send_id, str(exc) or type(exc).__name__)
         else:
             # Reported as failed, the message comes back after a doubling wait.
             ctx.send_queue.retry_later(record.receipt_handle, retry_delay(attempt))
@@ -49,6 +53,9 @@ def _step(event: dict[str, Any]) -> dict[str, Any]:
     send_id = int(event["send_id"])
     if event["step"] == "discover":
         outcome = discover(context(), send_id, str(event["task_token"]))
+    elif event["step"] == "settle":
+        # The workflow failed (its Catch): the send ends with E999 instead of staying put.
+        outcome = settle_send(context(), send_id, int(time.time()), given_up_by=WORKFLOW)
     else:
         outcome = after_discovery(context(), send_id)
     return {"send_id": send_id, "outcome": outcome}

@@ -42,7 +42,10 @@ def handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
         return _sns(event["Records"])
     params = event.get("pathParameters") or {}
     expected = get_settings().carrier_report_token
-    if not expected or not hmac.compare_digest(params.get("token", ""), expected):
+    # Bytes, so that a token in any script is just a wrong token (compare_digest raises
+    # TypeError on non-ASCII str); surrogatepass: JSON events may hold lone surrogates.
+    given = str(params.get("token") or "").encode("utf-8", "surrogatepass")
+    if not expected or not hmac.compare_digest(given, expected.encode("utf-8")):
         return _answer(403, "forbidden")
     raw = event.get("body") or ""
     try:

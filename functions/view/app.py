@@ -27,6 +27,6 @@ HEADERS = {
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
-    token = (event.get("pathParameters") or {}).get("token", "")
+    token = str((event.get("pathParameters") or {}).get("token") or "")
     page = render_view(context(), token)
     return {"statusCode": page.status, "headers": HEADERS, "body": page.html}

@@ -7,7 +7,11 @@ from typing import Any
 
 from lxml import etree
 
+from local.aws_gate import acting_as
 from local.stack import Stack
+from local.streams import StreamReader, deliver, stream_sources
+from mmsapi.services.context import context
+from mmsapi.services.outbox import relay
 from mmsapi.store import aws
 
 
@@ -17,8 +21,39 @@ def answer(xml: bytes) -> dict[str, str]:
     return {child.tag: child.text or "" for child in root}
 
 
+# One reader per outbox stream: each test's stack has its own.
+_READERS: dict[str, StreamReader] = {}
+RELAY = "OutboxFunction"
+
+
+def relay_event(event: dict[str, Any]) -> dict[str, Any]:
+    """OutboxFunction's work on one stream event, in-process (its role, its settings)."""
+    with acting_as(RELAY):
+        ctx = context()
+        failed = relay(event["Records"], ctx.outbox, ctx.events)
+    return {"batchItemFailures": [{"itemIdentifier": failed}] if failed else []}
+
+
+def relay_outbox(stack: Stack, max_batches: int = 100) -> int:
+    """Run the outbox relay over what its stream holds now, as Lambda would (batches in
+    order, a failed record read again next time); how many records were handed over."""
+    [source] = [s for s in stream_sources(stack) if s.function == RELAY]
+    reader = _READERS.setdefault(source.stream_arn, StreamReader(source, stack.region))
+    handed = 0
+    for _ in range(max_batches):
+        before = dict(reader.after)
+        count = deliver(reader, relay_event, lambda: acting_as(RELAY))
+        handed += count
+        if not count or reader.after == before:
+            break  # nothing new, or a failure: the next call tries again
+    return handed
+
+
 def postback_events(stack: Stack) -> list[dict[str, Any]]:
-    """Every event that reached the postback queue (consumed)."""
+    """Every event that reached the postback queue (consumed), once the outbox relay
+    has published what the outbox holds; each with its postback_id (X-MMS-Postback-Id)
+    taken out of its detail."""
+    relay_outbox(stack)
     url = stack.physical["PostbackQueue"]
     found: list[dict[str, Any]] = []
     while True:
@@ -27,7 +62,10 @@ def postback_events(stack: Stack) -> list[dict[str, Any]]:
         if not messages:
             return found
         for message in messages:
-            found.append(json.loads(message["Body"]))
+            event = json.loads(message["Body"])
+            # The postback id rides in the detail; tests read it beside the detail.
+            event["postback_id"] = event["detail"].pop("postback_id", None)
+            found.append(event)
             aws.sqs().delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 

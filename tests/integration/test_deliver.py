@@ -19,6 +19,9 @@ from tests.integration.helpers import answer, postback_events
 from tests.lambda_context import FakeLambdaContext, load_handler_module
 from tests.media import photo_jpeg
 
+# Delivery reports are matched while AWS's indexes may still lag behind the send's write.
+pytestmark = pytest.mark.gsi_lag(3600)
+
 
 def template(client: Client, httpserver: HTTPServer, extra: str = "") -> int:
     httpserver.expect_request("/p.jpg").respond_with_data(

@@ -24,6 +24,9 @@ from tests.integration.helpers import postback_events
 from tests.integration.test_deliver import send, template
 from tests.lambda_context import FakeLambdaContext, load_handler_module
 
+# Delivery reports are matched while AWS's indexes may still lag behind the send's write.
+pytestmark = pytest.mark.gsi_lag(3600)
+
 
 def test_carrier_down_after_discovery_puts_the_send_back_on_the_queue(
     client: Client, stack: Stack, httpserver: HTTPServer, carrier: Carrier

@@ -9,6 +9,9 @@ import pytest
 from tests.conftest import Client, load_event
 from tests.lambda_context import FakeLambdaContext, load_handler_module
 
+# Delivery reports are matched while AWS's indexes may still lag behind the send's write.
+pytestmark = pytest.mark.gsi_lag(3600)
+
 TOKEN = "local-report-token-0123456789"
 
 

@@ -140,10 +140,15 @@ def test_lookup_tables_are_named_only_to_the_functions_that_use_them() -> None:
     assert with_keys == {"ApiFunction"}
     globals_env = template_["Globals"]["Function"]["Environment"]["Variables"]
     assert {"MMS_CARRIER_MESSAGES_TABLE", "MMS_API_KEYS_TABLE"}.isdisjoint(globals_env)
-    # And no GSI is left but the templates listing's
+    # And no GSI is left but the templates listing's and the sweeper's deadlines (a list
+    # and a periodic scan that re-reads each record consistently: no read-after-write)
     indexes = {
         (name, index["IndexName"])
         for name, resource in resources.items()
         for index in resource.get("Properties", {}).get("GlobalSecondaryIndexes", [])
     }
-    assert indexes == {("TemplatesTable", "by-account")}
+    assert indexes == {
+        ("TemplatesTable", "by-account"),
+        ("TemplatesTable", "by-settle-by"),
+        ("SendsTable", "by-settle-by"),
+    }

@@ -115,7 +115,7 @@ def test_api_function_environment_names_the_created_resources(
     assert env["MMS_TEMPLATES_TABLE"] == local_stack.physical["TemplatesTable"]
     assert env["MMS_COUNTERS_TABLE"] == local_stack.physical["CountersTable"]
     assert env["MMS_MEDIA_BUCKET"] == local_stack.physical["MediaBucket"]
-    assert env["MMS_EVENT_BUS_NAME"] == local_stack.physical["EventBus"]
+    assert env["MMS_OUTBOX_TABLE"] == local_stack.physical["OutboxTable"]
     assert env["MMS_MAX_REQUEST_BYTES"] == "1048576"
     assert env["POWERTOOLS_SERVICE_NAME"] == "mmsapi"
     # When the settings object is built under that environment
@@ -127,7 +127,7 @@ def test_api_function_environment_names_the_created_resources(
     assert settings.templates_table == local_stack.physical["TemplatesTable"]
     assert settings.counters_table == local_stack.physical["CountersTable"]
     assert settings.media_bucket == local_stack.physical["MediaBucket"]
-    assert settings.event_bus_name == local_stack.physical["EventBus"]
+    assert settings.outbox_table == local_stack.physical["OutboxTable"]
     assert settings.max_request_bytes == 1_048_576
     assert settings.fetch_total_timeout == float(env["MMS_FETCH_TOTAL_TIMEOUT"])
 

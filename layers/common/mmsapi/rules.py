@@ -11,6 +11,7 @@ from typing import Final
 from mmsapi.errors import ApiError
 from mmsapi.media.types import OBJECT_KINDS, MediaKind
 from mmsapi.models import Limits, MediaRef, SaveRequest
+from mmsapi.numbers import ascii_int
 from mmsapi.text import clean_subject
 
 MAX_CLIENT_REFERENCE: Final = 64
@@ -103,9 +104,10 @@ def _slide(
 def _duration(number: int, raw: str | None) -> int:
     if raw is None or raw == "":
         return DEFAULT_DURATION
-    if not raw.isdigit() or int(raw) not in DURATION_RANGE:
+    seconds = ascii_int(raw, DURATION_RANGE.start, DURATION_RANGE.stop - 1)
+    if seconds is None:
         raise ApiError("E230", x=number)
-    return int(raw)
+    return seconds
 
 
 def validate_save(req: SaveRequest, limits: Limits) -> ValidSave:

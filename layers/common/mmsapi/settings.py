@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     handsets_table: str = "mmsapi-handsets"
     media_bucket: str = "mmsapi-media"
     event_bus_name: str = "mmsapi-events"
+    # Postbacks written with their state change, relayed to the bus (store/outbox.py).
+    outbox_table: str = "mmsapi-outbox"
     encode_state_machine_arn: str = ""
     ddm_state_machine_arn: str = ""
     sends_table: str = "mmsapi-sends"
@@ -55,6 +57,15 @@ class Settings(BaseSettings):
     fetch_max_redirects: int = 3
     fetch_concurrency: int = 6
     fetch_user_agent: str = "mmsapi-fetch/1.0"
+    # A synchronous request answers before API Gateway's 30 s: its work stops this long
+    # before Lambda's timeout, leaving time to remove what was stored and to answer.
+    request_safety_margin: float = 3.0
+    # The budget where no Lambda context gives one (tests, tools): 29 s timeout - margin.
+    request_budget_seconds: float = 26.0
+    # Files larger than this (audio, video, objects; never images or text, which are
+    # decoded) are streamed to S3 in parts of stream_part_bytes, never held whole.
+    stream_over_bytes: int = 8 * 1024 * 1024
+    stream_part_bytes: int = 8 * 1024 * 1024  # S3's minimum part is 5 MiB
 
     # Template ids are taken from the counter table in blocks of this size.
     id_block_size: int = 100

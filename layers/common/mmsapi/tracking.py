@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 
+from mmsapi.numbers import ascii_int
+
 
 def tracking_id(send_id: int) -> str:
     return base64.b64encode(f"MMS_{send_id}".encode()).decode("ascii")
@@ -15,4 +17,4 @@ def parse_tracking_id(value: str) -> int | None:
     except (ValueError, UnicodeDecodeError):
         return None
     prefix, _, number = text.partition("_")
-    return int(number) if prefix == "MMS" and number.isdigit() else None
+    return ascii_int(number, 0, 2**63 - 1) if prefix == "MMS" else None

@@ -18,21 +18,24 @@ Errors are ApiError with the element kind's codes (KIND_FACTS): `.too_big`
 (E331..E338) for size, `.not_copied` (E351..E358) for everything network- or
 protocol-related, with the reason in `detail`; E229/E629 for content types.
 
-The body is returned as `bytes` in memory: the caps keep it bounded, and the
-save service both uploads it to S3 and hands it to Pillow.
+The body is returned as `bytes` in memory (the caps keep it bounded; the save
+service uploads it and hands images to Pillow), unless the caller gives a `spill`
+and the file is larger than settings.stream_over_bytes: then it is read in parts of
+settings.stream_part_bytes and handed to the spill part by part (the save service
+streams them to S3), and only its first bytes are kept, for sniffing.
 """
 
 from __future__ import annotations
 
 import codecs
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
 from mmsapi.errors import ApiError
-from mmsapi.media.guard import BodyTooLargeError, NetworkError, guarded_request
+from mmsapi.media.guard import BodyTooLargeError, GuardedResponse, NetworkError, guarded_request
 from mmsapi.media.types import (
     EXTENSIONS,
     KIND_FACTS,
@@ -44,6 +47,14 @@ from mmsapi.media.types import (
 )
 from mmsapi.settings import Settings, get_settings
 
+# Bytes kept of a streamed file: every sniffer below looks at the first KiB at most.
+HEAD_BYTES: Final = 4096
+
+# Stores a large body: (canonical content type, its parts in order) -> the key it is
+# stored under. It must consume every part (errors of the fetch surface from the
+# iterator) and leave nothing behind when it raises.
+Spill = Callable[[str, Iterator[bytes]], str]
+
 
 @dataclass(frozen=True)
 class FetchedMedia:
@@ -52,11 +63,10 @@ class FetchedMedia:
     declared_type: str | None  # the Content-Type header as served (None when absent)
     content_type: str  # canonical MIME type after classification
     extension: str  # stored-file extension of content_type, without the dot
-    data: bytes
-
-    @property
-    def size(self) -> int:
-        return len(self.data)
+    data: bytes | None  # the whole file, or None when it was streamed to `key`
+    size: int
+    head: bytes  # the first HEAD_BYTES (for sniffing)
+    key: str | None = None  # where the spill stored a streamed file
 
 
 def strip_query(url: str) -> str:
@@ -71,13 +81,22 @@ def fetch_media(
     slide: int,
     max_bytes: int,
     settings: Settings | None = None,
+    *,
+    deadline: float | None = None,
+    spill: Spill | None = None,
 ) -> FetchedMedia:
-    """Fetch one media file of a slide; ApiError(code, x=slide, detail=reason) on failure."""
+    """Fetch one media file of a slide; ApiError(code, x=slide, detail=reason) on failure.
+
+    `deadline` (a time.monotonic() instant) ends the fetch, body and spill included;
+    by default settings.fetch_total_timeout from now.
+    """
     settings = settings or get_settings()
     facts = KIND_FACTS[kind]
     stripped = strip_query(url)
+    if deadline is None:
+        deadline = time.monotonic() + settings.fetch_total_timeout
     try:
-        return _fetch(stripped, kind, max_bytes, settings)
+        return _fetch(stripped, kind, max_bytes, settings, deadline, spill)
     except BodyTooLargeError as exc:
         raise ApiError(facts.too_big, x=slide, detail=exc.reason) from exc
     except NetworkError as exc:
@@ -97,11 +116,17 @@ def _type_path(url: str, final_url: str) -> str:
     return final if url_extension(final) in EXTENSIONS else given
 
 
-def _fetch(url: str, kind: MediaKind, max_bytes: int, settings: Settings) -> FetchedMedia:
+def _fetch(
+    url: str,
+    kind: MediaKind,
+    max_bytes: int,
+    settings: Settings,
+    deadline: float,
+    spill: Spill | None,
+) -> FetchedMedia:
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
         raise NetworkError("the URL must be absolute http or https")
-    deadline = time.monotonic() + settings.fetch_total_timeout
     with guarded_request(
         "GET",
         url,
@@ -127,8 +152,17 @@ def _fetch(url: str, kind: MediaKind, max_bytes: int, settings: Settings) -> Fet
             raise NetworkError(f"server sent Content-Encoding: {coding}")
         declared_type = response.headers.get("Content-Type")
         content_type = classify(declared_type, _type_path(url, response.url), kind)
-        data = response.read_body(max_bytes)
         final_url = response.url
+        data: bytes | None = None
+        key: str | None = None
+        if spill is not None and declared > settings.stream_over_bytes:
+            sniffed = _Head()
+            chunks = _body_chunks(response, declared, settings.stream_part_bytes)
+            key = spill(content_type, sniffed.watch(chunks))
+            head, size = sniffed.data, declared  # _body_chunks checked the length
+        else:
+            data = response.read_body(max_bytes)
+            head, size = data[:HEAD_BYTES], len(data)
     return FetchedMedia(
         url=url,
         final_url=final_url,
@@ -136,7 +170,48 @@ def _fetch(url: str, kind: MediaKind, max_bytes: int, settings: Settings) -> Fet
         content_type=content_type,
         extension=STORED_EXTENSION[content_type],
         data=data,
+        size=size,
+        head=head,
+        key=key,
     )
+
+
+class _Head:
+    """Keeps the first HEAD_BYTES of the parts passing through `watch`."""
+
+    def __init__(self) -> None:
+        self.data = b""
+
+    def watch(self, chunks: Iterator[bytes]) -> Iterator[bytes]:
+        for chunk in chunks:
+            if len(self.data) < HEAD_BYTES:
+                self.data += chunk[: HEAD_BYTES - len(self.data)]
+            yield chunk
+            del chunk  # not held while the next part is read
+
+
+def _body_chunks(response: GuardedResponse, declared: int, part_bytes: int) -> Iterator[bytes]:
+    """The declared body in parts of part_bytes (the last one shorter), with read_body's
+    checks: a body ending early or going beyond its Content-Length fails.
+
+    The guard's response only reads whole bodies, so this reads its stream the way
+    read_body does (under the same watchdog), part by part.
+    """
+    fp = response._raw.fp
+    left = declared
+    try:
+        while left:
+            part = fp.read(min(part_bytes, left))
+            if not part:
+                got = declared - left
+                raise response._failure(f"body ended after {got} of {declared} declared bytes")
+            left -= len(part)
+            yield part
+            del part  # not held while the next part is read
+        if response._excess_pending(fp):
+            raise response._failure(f"server sent more than the {declared} bytes it declared")
+    except (OSError, ValueError) as exc:
+        raise response._failure(f"reading the body failed: {exc}") from exc
 
 
 # ---- sniffing ----------------------------------------------------------------

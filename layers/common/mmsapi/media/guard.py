@@ -49,6 +49,8 @@ from urllib.parse import quote, urldefrag, urljoin, urlsplit
 import urllib3.exceptions
 from urllib3.connection import HTTPConnection, HTTPSConnection
 
+from mmsapi.numbers import ascii_int
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # (host, port) -> addresses as text, in the order they should be tried.
 Resolver = Callable[[str, int], Sequence[str]]
@@ -389,10 +391,10 @@ class GuardedResponse:
         value = self.header("Content-Length")
         if value is None:
             return None
-        value = value.strip()
-        if not (value.isascii() and value.isdigit()):
+        length = ascii_int(value.strip(), 0, 2**63 - 1)
+        if length is None:
             raise NetworkError(f"invalid Content-Length {value[:40]!r}")
-        return int(value)
+        return length
 
     def _failure(self, reason: str) -> NetworkError:
         if self._watchdog.expired:

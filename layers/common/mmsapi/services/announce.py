@@ -1,4 +1,15 @@
-"""The facts about templates that customers are told (published on the event bus)."""
+"""The facts customers are told about, as postbacks (API-NOTES §7).
+
+A postback goes through the outbox (store/outbox.py), never straight to the bus: the
+`*_postback` builders make one, and the store writes it in the transaction of the state
+change that caused it (`ctx.sends.save(send, ..., postback=send_postback(...))`), so
+that a postback is never lost after its state was saved, nor told for a state that was
+not. The outbox relay publishes it (services/outbox.py). Its id comes from the message
+and the code: the same on every retry.
+
+`announce_*` write a postback alone, for facts with no state change of their own (a
+refused DDM).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +18,7 @@ from datetime import UTC, datetime
 from mmsapi.media.types import MediaKind
 from mmsapi.models import Send, Template
 from mmsapi.services.context import Context
+from mmsapi.store.outbox import Postback, send_postback_id, template_postback_id
 from mmsapi.tracking import tracking_id
 
 READY_EVENT = "TemplateReady"
@@ -19,6 +31,7 @@ FAILURE_CODES: dict[MediaKind, tuple[str, str]] = {
 }
 # The same failures of a sendMMS template (its one send fails with it).
 SEND_FAILURE_CODES: dict[MediaKind, str] = {MediaKind.AUDIO: "E012", MediaKind.VIDEO: "E013"}
+SEND_EVENT = "SendStatus"
 
 
 def _fields(template: Template) -> dict[str, str]:
@@ -28,37 +41,37 @@ def _fields(template: Template) -> dict[str, str]:
     return fields
 
 
-def announce_ready(ctx: Context, template: Template) -> None:
+def ready_postback(template: Template) -> Postback:
     """N003: the template is saved, encoded and usable."""
-    ctx.events.publish(
-        READY_EVENT,
-        {"code": "N003", "account_id": template.account_id, "fields": _fields(template)},
+    code = "N003"
+    return Postback(
+        id=template_postback_id(template.mms_id, code),
+        detail_type=READY_EVENT,
+        detail={"code": code, "account_id": template.account_id, "fields": _fields(template)},
     )
 
 
-def announce_failure(
-    ctx: Context,
+def failure_postback(
     template: Template,
     kind: MediaKind,
     source_url: str,
     send_fields: dict[str, str] | None = None,
-) -> None:
+) -> Postback:
     """E002/E003/E004 (E012/E013 for sendMMS): encoding of one file failed, naming the
-    file as the client gave it."""
+    file as the client gave it. (A sendMMS template has one send: the template's id and
+    the code name the postback.)"""
     code, name_field = FAILURE_CODES[kind]
     if send_fields is not None:
         code = SEND_FAILURE_CODES.get(kind, code)
     fields = {**_fields(template), name_field: source_url, **(send_fields or {})}
-    ctx.events.publish(
-        FAILED_EVENT, {"code": code, "account_id": template.account_id, "fields": fields}
+    return Postback(
+        id=template_postback_id(template.mms_id, code),
+        detail_type=FAILED_EVENT,
+        detail={"code": code, "account_id": template.account_id, "fields": fields},
     )
 
 
-SEND_EVENT = "SendStatus"
-
-
-def announce_send(
-    ctx: Context,
+def send_postback(
     send: Send,
     code: str,
     status: str,
@@ -66,8 +79,8 @@ def announce_send(
     sent_as: str | None = None,
     details: str | None = None,
     handset: str | None = None,
-) -> None:
-    """N101/N102/E101/E102/N202/E202 (and the DDM's N501/N502/E501/E502) of one send."""
+) -> Postback:
+    """N101/N102/E101/E102/N202/E202/E999 (and the DDM's N501/N502/E501/E502) of one send."""
     fields = {
         "status": status,
         "mms-id": str(send.mms_id),
@@ -85,4 +98,39 @@ def announce_send(
         fields["handset"] = handset
     if send.client_reference:
         fields["client-reference"] = send.client_reference
-    ctx.events.publish(SEND_EVENT, {"code": code, "account_id": send.account_id, "fields": fields})
+    return Postback(
+        id=send_postback_id(send.send_id, code),
+        detail_type=SEND_EVENT,
+        detail={"code": code, "account_id": send.account_id, "fields": fields},
+    )
+
+
+def announce_ready(ctx: Context, template: Template) -> None:
+    """N003 alone (prefer ready_postback in the template's own write)."""
+    ctx.outbox.put(ready_postback(template))
+
+
+def announce_failure(
+    ctx: Context,
+    template: Template,
+    kind: MediaKind,
+    source_url: str,
+    send_fields: dict[str, str] | None = None,
+) -> None:
+    """E002/E003/E004/E012/E013 alone (prefer failure_postback in the state's write)."""
+    ctx.outbox.put(failure_postback(template, kind, source_url, send_fields))
+
+
+def announce_send(
+    ctx: Context,
+    send: Send,
+    code: str,
+    status: str,
+    *,
+    sent_as: str | None = None,
+    details: str | None = None,
+    handset: str | None = None,
+) -> None:
+    """A send's postback alone (prefer send_postback in the send's own save)."""
+    postback = send_postback(send, code, status, sent_as=sent_as, details=details, handset=handset)
+    ctx.outbox.put(postback)

@@ -7,6 +7,7 @@ from typing import Final
 
 from aws_lambda_powertools.metrics import MetricUnit
 
+from mmsapi.budget import Budget, within
 from mmsapi.errors import ApiError
 from mmsapi.models import ALL_ACTIONS, Account, Dialect, Send
 from mmsapi.observability import logger, metrics
@@ -105,8 +106,23 @@ SEND_ACTIONS: Final = frozenset({"sendSavedMMS", "sendMMS"})
 _BY_LOWER: Final = {name.lower(): name for name in ALL_ACTIONS}
 
 
-def handle(ctx: Context, body: bytes, query: dict[str, str], source_ip: str) -> bytes:
-    """Answer one request. Every outcome is an XML answer (API-NOTES §1)."""
+def handle(
+    ctx: Context,
+    body: bytes,
+    query: dict[str, str],
+    source_ip: str,
+    budget: Budget | None = None,
+) -> bytes:
+    """Answer one request. Every outcome is an XML answer (API-NOTES §1).
+
+    `budget` is the time the work may take (the Lambda handler derives it from its
+    context); without one, Budget.default(). saveMMS and sendMMS stop within it.
+    """
+    with within(budget or Budget.default()):
+        return _answer(ctx, body, query, source_ip)
+
+
+def _answer(ctx: Context, body: bytes, query: dict[str, str], source_ip: str) -> bytes:
     dialect = Dialect.CURRENT
     to: str | None = None
     try:

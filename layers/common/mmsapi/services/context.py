@@ -12,6 +12,7 @@ from mmsapi.store.events import EventPublisher
 from mmsapi.store.handsets import HandsetCache
 from mmsapi.store.ids import SEND_IDS, IdAllocator
 from mmsapi.store.media import MediaStore
+from mmsapi.store.outbox import OutboxStore
 from mmsapi.store.sends import SendQueue, SendStore
 from mmsapi.store.templates import TemplateStore
 from mmsapi.store.workflows import DiscoveryWorkflow, EncodeWorkflow
@@ -24,6 +25,7 @@ class Context:
     media: MediaStore = field(default_factory=MediaStore)
     ids: IdAllocator = field(default_factory=IdAllocator)
     events: EventPublisher = field(default_factory=EventPublisher)
+    outbox: OutboxStore = field(default_factory=OutboxStore)
     workflow: EncodeWorkflow = field(default_factory=EncodeWorkflow)
     discovery: DiscoveryWorkflow = field(default_factory=DiscoveryWorkflow)
     sends: SendStore = field(default_factory=SendStore)

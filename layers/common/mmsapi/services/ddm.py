@@ -14,7 +14,7 @@ from mmsapi.carrier import mm7
 from mmsapi.carrier.message import MessagePart, OutgoingMessage, SlidePlan
 from mmsapi.carrier.mm7_client import CarrierUnavailable
 from mmsapi.models import Send, SendStatus
-from mmsapi.services.announce import announce_send
+from mmsapi.services.announce import announce_send, send_postback
 from mmsapi.services.context import Context
 from mmsapi.services.deliver import RetryLater, deliver, submit_mm7
 from mmsapi.text import clean_subject
@@ -56,8 +56,9 @@ def discover(ctx: Context, send_id: int, task_token: str) -> str:
         return "DDM refused"
     send.carrier_message_id = result.message_id or f"mm7-{uuid.uuid4().hex}"
     send.ddm_task_token = task_token
-    ctx.sends.save(send, carrier_message=True)  # its report must find the send at once
-    announce_send(ctx, send, "N501", "Message Sent", sent_as="MMS", details=DDM_DETAILS)
+    postback = send_postback(send, "N501", "Message Sent", sent_as="MMS", details=DDM_DETAILS)
+    # Its report must find the send at once.
+    ctx.sends.save(send, carrier_message=True, postback=postback)
     return "DDM sent"
 
 
@@ -66,14 +67,14 @@ def learnt(ctx: Context, send: Send, delivered: bool, handset: str | None) -> No
     token = send.ddm_task_token
     send.ddm_task_token = ""
     send.carrier_message_id = ""  # the real MMS gets its own
-    if not ctx.sends.save(send, expected=SendStatus.DISCOVERING):
-        return  # the wait ran out meanwhile and the MMS is under way: nothing to resume
     if delivered:
-        announce_send(
-            ctx, send, "N502", "Message Sent/Delivered", details=DDM_DETAILS, handset=handset
+        postback = send_postback(
+            send, "N502", "Message Sent/Delivered", details=DDM_DETAILS, handset=handset
         )
     else:
-        announce_send(ctx, send, "E502", "Message Sent/Failed", details=DDM_DETAILS)
+        postback = send_postback(send, "E502", "Message Sent/Failed", details=DDM_DETAILS)
+    if not ctx.sends.save(send, expected=SendStatus.DISCOVERING, postback=postback):
+        return  # the wait ran out meanwhile and the MMS is under way: nothing to resume
     if token:
         ctx.discovery.resume(token, {"handset": handset})
 
@@ -81,6 +82,11 @@ def learnt(ctx: Context, send: Send, delivered: bool, handset: str | None) -> No
 def after_discovery(ctx: Context, send_id: int) -> str:
     """Discovery over (learnt or timed out): send the MMS with what the cache knows now."""
     send = ctx.sends.get(send_id)
+    if send is not None and send.status is SendStatus.QUEUED and send.discovered:
+        # A retry of this step after the one before failed: the queue takes it from here
+        # (the claim keeps a second message from sending it twice).
+        ctx.send_queue.enqueue(send_id)
+        return "queued for a retry"
     if send is None or send.status is not SendStatus.DISCOVERING:
         return "not discovering"
     send.status = SendStatus.QUEUED
@@ -90,7 +96,8 @@ def after_discovery(ctx: Context, send_id: int) -> str:
         return "claimed elsewhere"
     try:
         return deliver(ctx, send_id, discovered=True)
-    except RetryLater:
-        # The carrier is down: the send queue retries it with back-off, then E999.
+    except Exception:  # RetryLater (the carrier is down), or AWS failing
+        # The send queue retries it with back-off, then E999: it is never left queued
+        # with no message. If this fails too, the workflow retries this step.
         ctx.send_queue.enqueue(send_id)
         return "queued for a retry"

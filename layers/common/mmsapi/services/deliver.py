@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import uuid
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from mmsapi.carrier import mm7
 from mmsapi.carrier.message import HandsetProfile, OutgoingMessage
 from mmsapi.carrier.mm7_client import CarrierUnavailable, submit
 from mmsapi.carrier.profiles import get_profile
 from mmsapi.carrier.sms import SmsRefused
-from mmsapi.errors import CATALOGUE
+from mmsapi.errors import CATALOGUE, DomainError
 from mmsapi.models import Send, SendStatus, Template, TemplateStatus, utcnow
 from mmsapi.observability import logger
 from mmsapi.services.adapt import DoesNotFit, adapt_message
-from mmsapi.services.announce import announce_send
+from mmsapi.services.announce import send_postback
 from mmsapi.services.context import Context
 from mmsapi.services.personalize import subject_for, texts_for
 from mmsapi.services.view import view_link
@@ -33,6 +35,10 @@ NOT_PROVISIONED = CATALOGUE["E619"]
 
 class RetryLater(Exception):  # noqa: N818 - a request to the queue, not a fault
     """The carrier or SMS gateway is unavailable: try this send again later."""
+
+
+# Failures that a later attempt may not meet: AWS (stores raise DomainError), the network.
+TRANSIENT: tuple[type[BaseException], ...] = (DomainError, BotoCoreError, ClientError, OSError)
 
 
 def deliver(ctx: Context, send_id: int, *, discovered: bool = False) -> str:
@@ -65,17 +71,33 @@ def deliver(ctx: Context, send_id: int, *, discovered: bool = False) -> str:
     except CarrierUnavailable as exc:
         _unclaim(ctx, send)
         raise RetryLater(str(exc)) from exc
-    except Exception:
+    except TRANSIENT:
         _unclaim(ctx, send)  # e.g. S3 or DynamoDB: the queue tries again
         raise
+    except Exception as exc:
+        # A fault no retry can mend (a bug, a message that cannot be built): end it now
+        # instead of retrying it into the dead-letter queue.
+        logger.exception("delivery failed", extra={"send": send.send_id})
+        return _broken(ctx, send, exc)
+
+
+def _broken(ctx: Context, send: Send, exc: Exception) -> str:
+    send.status = SendStatus.FAILED
+    details = f"delivery failed: {type(exc).__name__}"
+    postback = send_postback(send, "E999", FAILED, details=details)
+    ctx.sends.save(send, expected=SendStatus.SUBMITTING, postback=postback)
+    return "failed: internal error"
 
 
 def _not_provisioned(ctx: Context, send: Send) -> str:
     """No MMSC is configured: no retry can help, so the send ends now, told as E101
     (the API refuses new sends with E619; this one was queued before, or by the DDM)."""
     send.status = SendStatus.FAILED
-    if ctx.sends.save(send, expected=SendStatus.QUEUED):
-        announce_send(ctx, send, "E101", FAILED, details=NOT_PROVISIONED)
+    ctx.sends.save(
+        send,
+        expected=SendStatus.QUEUED,
+        postback=send_postback(send, "E101", FAILED, details=NOT_PROVISIONED),
+    )
     return "failed: carrier not provisioned"
 
 
@@ -90,8 +112,11 @@ def _abandoned(send: Send) -> bool:
 
 def _interrupted(ctx: Context, send: Send) -> str:
     send.status = SendStatus.FAILED
-    if ctx.sends.save(send, expected=SendStatus.SUBMITTING):
-        announce_send(ctx, send, "E999", FAILED, details="delivery was interrupted")
+    ctx.sends.save(
+        send,
+        expected=SendStatus.SUBMITTING,
+        postback=send_postback(send, "E999", FAILED, details="delivery was interrupted"),
+    )
     return "interrupted"
 
 
@@ -142,8 +167,8 @@ def _send_mms(ctx: Context, send: Send, template: Template, profile: HandsetProf
     if action is mm7.Action.OK:
         send.status, send.sent_as = SendStatus.SENT, "MMS"
         send.carrier_message_id = result.message_id or f"mm7-{uuid.uuid4().hex}"
-        ctx.sends.save(send, carrier_message=True)
-        announce_send(ctx, send, "N101", SENT, sent_as="MMS")
+        postback = send_postback(send, "N101", SENT, sent_as="MMS")
+        ctx.sends.save(send, carrier_message=True, postback=postback)
         return "sent as MMS"
     reason = f"carrier answered {result.status_code} {result.status_text}".strip()
     if action is mm7.Action.FALLBACK:
@@ -186,15 +211,14 @@ def _fallback(ctx: Context, send: Send, template: Template, reason: str) -> str:
     except SmsRefused as exc:
         return _fail(ctx, send, f"{reason}; fallback SMS refused: {exc}")
     send.status, send.sent_as, send.carrier_message_id = SendStatus.SENT, "SMS", message_id
-    ctx.sends.save(send, carrier_message=True)
-    announce_send(ctx, send, "N101", SENT, sent_as="SMS", details=reason)
+    postback = send_postback(send, "N101", SENT, sent_as="SMS", details=reason)
+    ctx.sends.save(send, carrier_message=True, postback=postback)
     return "sent as SMS"
 
 
 def _fail(ctx: Context, send: Send, reason: str) -> str:
     send.status = SendStatus.FAILED
-    ctx.sends.save(send)
-    announce_send(ctx, send, "E101", FAILED, details=reason)
+    ctx.sends.save(send, postback=send_postback(send, "E101", FAILED, details=reason))
     return "failed"
 
 
@@ -210,6 +234,7 @@ def give_up(ctx: Context, send_id: int, reason: str) -> str:
     if send is None or send.status is not SendStatus.QUEUED:
         return "not queued"
     send.status = SendStatus.FAILED
-    if ctx.sends.save(send, expected=SendStatus.QUEUED):
-        announce_send(ctx, send, "E999", FAILED, details=f"gave up after retries: {reason}")
+    details = f"gave up after retries: {reason}"
+    postback = send_postback(send, "E999", FAILED, details=details)
+    ctx.sends.save(send, expected=SendStatus.QUEUED, postback=postback)
     return "gave up"

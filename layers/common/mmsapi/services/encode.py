@@ -16,7 +16,13 @@ from mmsapi.media.transcode import TranscodeError, transcode_audio, transcode_vi
 from mmsapi.media.types import STORED_EXTENSION, TIMED_KINDS, MediaKind
 from mmsapi.models import Account, Rendition, SendStatus, Template, TemplateStatus
 from mmsapi.observability import logger
-from mmsapi.services.announce import FAILURE_CODES, announce_failure, announce_ready
+from mmsapi.services.announce import (
+    FAILURE_CODES,
+    SEND_FAILURE_CODES,
+    failure_postback,
+    ready_postback,
+    send_postback,
+)
 from mmsapi.services.context import Context
 from mmsapi.store.media import MediaStore, template_prefix
 from mmsapi.tracking import tracking_id
@@ -49,7 +55,15 @@ def encoding_input(template: Template, account: Account) -> dict[str, Any]:
                     "max_seconds": limits.max_media_seconds,
                 }
             )
-    return {"mms_id": template.mms_id, "account_id": template.account_id, "items": items}
+    given: dict[str, Any] = {
+        "mms_id": template.mms_id,
+        "account_id": template.account_id,
+        "items": items,
+    }
+    if template.single_send_id is not None:
+        # A sendMMS send waits on this: it must end even if the template is deleted.
+        given["single_send_id"] = template.single_send_id
+    return given
 
 
 def start_encoding(ctx: Context, template: Template, account: Account) -> None:
@@ -107,7 +121,11 @@ def finalize(ctx: Context, event: dict[str, Any]) -> dict[str, Any]:
     if template is None or template.status is TemplateStatus.DELETING:
         # Deleted while encoding: the renditions uploaded since are removed too.
         ctx.media.delete_prefix(template_prefix(str(event["account_id"]), mms_id))
+        _fail_orphaned_send(ctx, event)
         return {"mms_id": mms_id, "status": "gone"}
+    if "error" in event and template.status is TemplateStatus.ENCODING:
+        # The state machine's Catch: the pipeline itself failed (not one file).
+        return _fail_minimal(ctx, template, f"encoding failed: {event['error']}")
     if template.status is not TemplateStatus.ENCODING:
         # Finalized by an earlier attempt: only a sendMMS send may still wait for it.
         release_waiting_send(ctx, template)
@@ -124,15 +142,65 @@ def finalize(ctx: Context, event: dict[str, Any]) -> dict[str, Any]:
     template.size_bytes += sum(
         r["bytes"] for result in results if result.get("ok") for r in result["renditions"]
     )
-    if not ctx.templates.replace(template, expected=TemplateStatus.ENCODING):
+    postback = None  # a sendMMS template is not announced: its send is
+    if template.single_send_id is None:
+        postback = (
+            ready_postback(template)
+            if failure is None
+            else failure_postback(template, kind, failure["item"]["source_url"])
+        )
+    if not ctx.templates.fits(template):
+        # Its results would make an item DynamoDB refuses: fail it as it was stored.
+        stored = ctx.templates.get(mms_id)
+        if stored is None or stored.status is not TemplateStatus.ENCODING:
+            return {"mms_id": mms_id, "status": "changed"}
+        return _fail_minimal(ctx, stored, "the encoding results are too large to store")
+    if not ctx.templates.replace(template, expected=TemplateStatus.ENCODING, postback=postback):
         return {"mms_id": mms_id, "status": "changed"}
     if template.single_send_id is not None:
         release_waiting_send(ctx, template)
-    elif failure is None:
-        announce_ready(ctx, template)
-    else:
-        announce_failure(ctx, template, kind, failure["item"]["source_url"])
     return {"mms_id": mms_id, "status": template.status.value}
+
+
+def _fail_minimal(ctx: Context, template: Template, reason: str) -> dict[str, Any]:
+    """End a template that cannot be finalized: failed as it was stored (nothing added),
+    E002/E003 (its sendMMS send E012/E013)."""
+    logger.warning("template failed", extra={"mms_id": template.mms_id, "reason": reason})
+    kind, url = unfinished_media(template)
+    template.status = TemplateStatus.FAILED
+    template.failure_code = FAILURE_CODES[kind][0]
+    postback = None
+    if template.single_send_id is None:
+        postback = failure_postback(template, kind, url)
+    if not ctx.templates.replace(template, expected=TemplateStatus.ENCODING, postback=postback):
+        return {"mms_id": template.mms_id, "status": "changed"}
+    release_waiting_send(ctx, template)
+    return {"mms_id": template.mms_id, "status": template.status.value}
+
+
+def unfinished_media(template: Template | None) -> tuple[MediaKind, str]:
+    """The first audio or video of a template with no rendition yet (what failed)."""
+    for slide in template.slides if template else []:
+        for media in slide.media:
+            if media.kind in TIMED_KINDS and not media.renditions:
+                return media.kind, media.source_url
+    return MediaKind.VIDEO, ""
+
+
+def _fail_orphaned_send(ctx: Context, event: dict[str, Any]) -> None:
+    """sendMMS whose template was deleted while encoding: its send ends (E012/E013)."""
+    if event.get("single_send_id") is None:
+        return
+    send = ctx.sends.get(int(event["single_send_id"]))
+    if send is None or send.status is not SendStatus.WAITING:
+        return
+    kinds = {MediaKind(item["kind"]) for item in event.get("items", [])}
+    kind = MediaKind.AUDIO if kinds == {MediaKind.AUDIO} else MediaKind.VIDEO
+    send.status = SendStatus.FAILED
+    details = "the MMS was deleted before its encoding finished"
+    code = SEND_FAILURE_CODES[kind]
+    postback = send_postback(send, code, "Message Failed", details=details)
+    ctx.sends.save(send, expected=SendStatus.WAITING, postback=postback)
 
 
 def release_waiting_send(ctx: Context, template: Template) -> None:
@@ -149,10 +217,10 @@ def release_waiting_send(ctx: Context, template: Template) -> None:
             ctx.send_queue.enqueue(send.send_id)
         return
     send.status = SendStatus.FAILED
-    if ctx.sends.save(send, expected=SendStatus.WAITING):
-        kind, url = _failed_item(template)
-        fields = {"tracking-id": tracking_id(send.send_id), "to": send.to, "from": send.sender}
-        announce_failure(ctx, template, kind, url, fields)
+    kind, url = _failed_item(template)
+    fields = {"tracking-id": tracking_id(send.send_id), "to": send.to, "from": send.sender}
+    postback = failure_postback(template, kind, url, fields)
+    ctx.sends.save(send, expected=SendStatus.WAITING, postback=postback)
 
 
 def _failed_item(template: Template) -> tuple[MediaKind, str]:

@@ -7,11 +7,14 @@ from datetime import UTC, datetime
 
 from mmsapi.errors import ApiError
 from mmsapi.models import Account, TemplateStatus, TemplateSummary
+from mmsapi.numbers import ascii_digits, ascii_int
 from mmsapi.services.context import Context
 from mmsapi.store.media import template_prefix
 
 MAX_ITEMS_PER_PAGE = 1000
 DEFAULT_ITEMS_PER_PAGE = 100
+MAX_ID = 2**63 - 1  # ids are positive 64-bit integers
+MAX_EPOCH_SECONDS = 253402300799  # 9999-12-31T23:59:59Z, datetime's last second
 _DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d")
 
 
@@ -19,9 +22,10 @@ def parse_mms_id(raw: str | None) -> int:
     """The mms-id of a request: missing → E620, not a positive 64-bit integer → E241."""
     if raw is None or raw == "":
         raise ApiError("E620")
-    if not raw.isdigit() or not 0 < int(raw) < 2**63:
+    mms_id = ascii_int(raw, 1, MAX_ID)
+    if mms_id is None:
         raise ApiError("E241")
-    return int(raw)
+    return mms_id
 
 
 def delete_mms(ctx: Context, account: Account, mms_id: int) -> None:
@@ -44,20 +48,24 @@ def delete_mms(ctx: Context, account: Account, mms_id: int) -> None:
 def parse_positive(raw: str | None, default: int, code: str, maximum: int) -> int:
     if raw is None or raw == "":
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= maximum:
+    value = ascii_int(raw, 1, maximum)
+    if value is None:
         raise ApiError(code)
-    return int(raw)
+    return value
 
 
 def parse_start_date(raw: str | None) -> datetime | None:
     """A UTC timestamp: epoch seconds, ISO 8601, or 'YYYY-MM-DD[ HH:MM:SS]'. Else E214."""
     if raw is None or raw == "":
         return None
-    if raw.isdigit():
-        try:
-            return datetime.fromtimestamp(int(raw), UTC)
-        except (OverflowError, OSError, ValueError):
-            raise ApiError("E214") from None
+    if not raw.isascii():
+        # strptime's %Y and fromisoformat would read other scripts' digits.
+        raise ApiError("E214")
+    if ascii_digits(raw):
+        seconds = ascii_int(raw, 0, MAX_EPOCH_SECONDS)
+        if seconds is None:
+            raise ApiError("E214")
+        return datetime.fromtimestamp(seconds, UTC)
     for fmt in _DATE_FORMATS:
         try:
             return datetime.strptime(raw, fmt).replace(tzinfo=UTC)

@@ -9,7 +9,8 @@ Delivery policy: success is any 2xx. Anything else (timeout, refused URL, 3xx,
 visibility timeout, and moves it to the dead-letter queue after the last try.
 Redirects are not followed: like other webhook senders, we ask customers to
 configure the final URL (a 3xx is a failed attempt). Receivers de-duplicate with
-X-MMS-Postback-Id (the event id, the same on every retry) and authenticate with
+X-MMS-Postback-Id (the outbox id in the detail, e.g. "send-42-N101": the same on every
+retry and every relay of the event; delivery is at least once) and authenticate with
 X-MMS-Signature: sha256=<hex HMAC-SHA256 of the exact body, keyed with the
 account's postback secret>; the header is omitted when the account has no secret.
 An unknown or disabled account, or one without a postback URL, drops the event.
@@ -145,6 +146,14 @@ def count_postback(event: Mapping[str, Any], settings: Settings | None = None) -
         metric.add_dimension(name="code", value=code)
 
 
+def postback_id(event: Mapping[str, Any]) -> str:
+    """The postback's id: the outbox id its detail carries (stable across relays), else
+    the EventBridge event id (an event published before the outbox)."""
+    detail = event.get("detail")
+    given = detail.get("postback_id") if isinstance(detail, Mapping) else None
+    return str(given or event.get("id") or "")
+
+
 def handle_event(
     event: Mapping[str, Any], accounts: AccountLookup, settings: Settings | None = None
 ) -> None:
@@ -152,7 +161,7 @@ def handle_event(
     detail = event.get("detail")
     if not isinstance(detail, Mapping):
         raise MalformedEventError("event has no detail")
-    event_id = str(event.get("id") or "")
+    event_id = postback_id(event)
     account_id = str(detail.get("account_id") or "")
     context = {"event_id": event_id, "account_id": account_id, "code": detail.get("code")}
     account = accounts.get(account_id) if account_id else None

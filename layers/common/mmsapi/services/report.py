@@ -14,7 +14,7 @@ from mmsapi.carrier.mm7 import MMStatus
 from mmsapi.carrier.profiles import profile_for_uaprof
 from mmsapi.models import Send, SendStatus
 from mmsapi.observability import logger
-from mmsapi.services.announce import announce_send
+from mmsapi.services.announce import send_postback
 from mmsapi.services.context import Context
 from mmsapi.services.ddm import learnt
 
@@ -48,12 +48,12 @@ def _settle(ctx: Context, send: Send, outcome: Outcome, handset: str | None = No
     send.status = outcome.send_status
     if handset:
         send.handset = handset
-    if ctx.sends.save(send, expected=SendStatus.SENT):
-        # The handset is told on delivery only (API-NOTES §7: N102 and N502).
-        delivered = outcome.send_status is SendStatus.DELIVERED
-        announce_send(
-            ctx, send, outcome.code, outcome.status, handset=handset if delivered else None
-        )
+    # The handset is told on delivery only (API-NOTES §7: N102 and N502).
+    delivered = outcome.send_status is SendStatus.DELIVERED
+    postback = send_postback(
+        send, outcome.code, outcome.status, handset=handset if delivered else None
+    )
+    ctx.sends.save(send, expected=SendStatus.SENT, postback=postback)
 
 
 def mm7_report(ctx: Context, body: bytes, content_type: str) -> bytes:

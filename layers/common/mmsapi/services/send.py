@@ -20,6 +20,7 @@ from mmsapi.models import (
     Template,
     TemplateStatus,
 )
+from mmsapi.numbers import ascii_digits, ascii_int, phone_digits
 from mmsapi.rules import client_reference
 from mmsapi.services.context import Context
 from mmsapi.services.encode import release_waiting_send
@@ -29,6 +30,7 @@ from mmsapi.settings import get_settings
 
 STATUS_DETAILS: Final = "MMS request accepted and queued for delivery"
 MAX_DDM_TIMEOUT_MINUTES: Final = 24 * 60
+MAX_OPERATOR_ID_DIGITS: Final = 19
 TRUE_FALSE: Final = {
     "true": True,
     "yes": True,
@@ -42,10 +44,8 @@ TRUE_FALSE: Final = {
 
 def recipient(raw: str | None) -> tuple[str, str]:
     """(E.164 digits without '+', ISO country) of an international number; else E110."""
-    digits = (raw or "").strip().lstrip("+")
-    if digits.startswith("00"):
-        digits = digits[2:]
-    if not digits.isdigit() or not 8 <= len(digits) <= 15:
+    digits = phone_digits(raw)
+    if digits is None or not 8 <= len(digits) <= 15:
         raise ApiError("E110")
     try:
         number = phonenumbers.parse("+" + digits)
@@ -84,7 +84,7 @@ def operator_id_for(account: Account, raw: str | None) -> str:
     if raw is None:
         return ""
     value = raw.strip()
-    if not value.isdigit():
+    if not ascii_digits(value) or len(value) > MAX_OPERATOR_ID_DIGITS:
         raise ApiError("E650")
     if account.operator_ids and value not in account.operator_ids:
         raise ApiError("E651")
@@ -106,15 +106,22 @@ def usable_template(ctx: Context, account: Account, raw_mms_id: str | None) -> T
 def custom_texts(
     raw: list[tuple[str | None, str | None]], slides: int, max_chars: int
 ) -> list[CustomText]:
-    texts = []
+    texts: list[CustomText] = []
     for slide, value in raw:
         if slide is None or value is None:
             raise ApiError("E100", detail="custom-text needs both value and slide")
-        if not slide.isdigit() or not 1 <= int(slide) <= slides:
-            raise ApiError("E100", detail=f"custom-text slide {slide} is not a slide of the MMS")
+        number = ascii_int(slide, 1, slides)
+        if number is None:
+            raise ApiError(
+                "E100", detail=f"custom-text slide {slide[:20]} is not a slide of the MMS"
+            )
+        # One text replaces one slide's (API-NOTES §6): repeats would only grow the
+        # send's item towards DynamoDB's 400 KB (an E503 before).
+        if any(t.slide == number for t in texts):
+            raise ApiError("E100", detail=f"custom-text for slide {number} is given twice")
         if len(value) > max_chars:
             raise ApiError("E228", x=max_chars)
-        texts.append(CustomText(slide=int(slide), value=value))
+        texts.append(CustomText(slide=number, value=value))
     return texts
 
 
@@ -127,13 +134,13 @@ def ddm_for(request: SendRequest) -> DdmRequest | None:
         raise ApiError("E100", detail="ddm-force accepts true or false")
     if not request.ddm_text:
         raise ApiError("E100", detail="ddm-message-text is required for a Device Discovery Message")
-    timeout = (request.ddm_timeout or "5").strip()
-    if not timeout.isdigit() or not 1 <= int(timeout) <= MAX_DDM_TIMEOUT_MINUTES:
+    timeout = ascii_int((request.ddm_timeout or "5").strip(), 1, MAX_DDM_TIMEOUT_MINUTES)
+    if timeout is None:
         raise ApiError("E100", detail="ddm-message-timeout must be 1 to 1440 minutes")
     return DdmRequest(
         text=request.ddm_text,
         subject=request.ddm_subject or "Device Discovery",
-        timeout_minutes=int(timeout),
+        timeout_minutes=timeout,
         force=force,
     )
 
@@ -151,7 +158,7 @@ def check_addressing(account: Account, request: SendRequest, *, legacy: bool) ->
     order the documents list the codes."""
     to, country = recipient(request.to)
     sender = shortcode_for(account, request.sender, country)
-    if to in account.blocked_numbers:
+    if to in {phone_digits(number) for number in account.blocked_numbers}:
         raise ApiError("E114")
     return Addressing(
         to=to,

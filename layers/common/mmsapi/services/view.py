@@ -15,6 +15,7 @@ from typing import Final
 
 from mmsapi.media.types import OBJECT_KINDS, MediaKind
 from mmsapi.models import Send, StoredMedia, Template, TemplateStatus, utcnow
+from mmsapi.numbers import ascii_int
 from mmsapi.services.context import Context
 from mmsapi.services.personalize import subject_for, texts_for
 from mmsapi.settings import get_settings
@@ -70,11 +71,13 @@ def _document(title: str, body: str) -> str:
 
 def _find_send(ctx: Context, token: str) -> Send | None:
     number, _, secret = token.partition(".")
-    # Send ids are 64-bit: a longer number is no send (and DynamoDB would refuse it).
-    if not number.isdigit() or len(number) > 19 or not secret or len(token) > 100:
+    # Send ids are positive 64-bit integers in ASCII digits: anything else is no send.
+    send_id = ascii_int(number, 1, 2**63 - 1)
+    if send_id is None or not secret or not secret.isascii() or len(token) > 100:
         return None
-    send = ctx.sends.get(int(number))
-    if send is None or not hmac.compare_digest(send.view_secret, secret):
+    send = ctx.sends.get(send_id)
+    # Bytes: compare_digest raises TypeError on non-ASCII str.
+    if send is None or not hmac.compare_digest(send.view_secret.encode(), secret.encode()):
         return None
     return send
 

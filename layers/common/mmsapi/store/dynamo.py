@@ -51,6 +51,14 @@ def create_item(table: str, item: Mapping[str, Any], key: str, *, what: str) -> 
         raise DomainError(f"{what} write failed: the {key} exists already")
 
 
+def delete_item(table: str, key: Mapping[str, Any], *, what: str) -> None:
+    """Delete the item with this key (no error if there is none)."""
+    try:
+        aws.dynamodb().delete_item(TableName=table, Key=key)
+    except ClientError as exc:
+        raise DomainError(f"{what} delete failed: {exc}") from exc
+
+
 def transact_write(items: Sequence[Mapping[str, Any]], *, what: str) -> bool:
     """Write items ({"Put": ...}, {"Delete": ...}) all or none (TransactWriteItems).
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from mmsapi.errors import DomainError
 from mmsapi.settings import get_settings
@@ -32,6 +34,56 @@ class MediaStore:
                 )
         except ClientError as exc:
             raise DomainError(f"media write failed: {exc}") from exc
+
+    def put_parts(
+        self,
+        key: str,
+        parts: Iterable[bytes],
+        content_type: str,
+        *,
+        complete: Callable[[Callable[[], None]], None] = lambda finish: finish(),
+    ) -> int:
+        """Store a file part by part (a multipart upload), holding one part at a time;
+        returns its size. Parts but the last must be 5 MiB at least (S3's rule).
+
+        `complete` is handed the call that makes the object appear: a caller may run
+        it under a lock, or refuse by raising. On any failure (a part that could not
+        be read included) the upload is aborted: no object, no parts left behind.
+        """
+        s3 = aws.s3()
+        try:
+            upload_id = s3.create_multipart_upload(
+                Bucket=self.bucket, Key=key, ContentType=content_type
+            )["UploadId"]
+        except ClientError as exc:
+            raise DomainError(f"media write failed: {exc}") from exc
+        try:
+            done: list[dict[str, int | str]] = []
+            total = 0
+            for number, part in enumerate(parts, start=1):
+                answer = s3.upload_part(
+                    Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=part
+                )
+                done.append({"PartNumber": number, "ETag": answer["ETag"]})
+                total += len(part)
+                del part  # not held while the next part is read
+
+            def finish() -> None:
+                s3.complete_multipart_upload(
+                    Bucket=self.bucket,
+                    Key=key,
+                    UploadId=upload_id,
+                    MultipartUpload={"Parts": done},  # type: ignore[typeddict-item]
+                )
+
+            complete(finish)
+        except BaseException as exc:
+            with contextlib.suppress(ClientError, BotoCoreError):
+                s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            if isinstance(exc, ClientError):
+                raise DomainError(f"media write failed: {exc}") from exc
+            raise
+        return total
 
     def get(self, key: str) -> bytes:
         try:

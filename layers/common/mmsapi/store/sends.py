@@ -15,10 +15,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from mmsapi import deadlines
 from mmsapi.errors import DomainError
 from mmsapi.models import Send, SendStatus, utcnow
 from mmsapi.settings import get_settings
-from mmsapi.store import aws, dynamo
+from mmsapi.store import aws, dynamo, outbox
+from mmsapi.store.outbox import Postback
 
 DAY_SECONDS = 86_400
 
@@ -37,6 +39,10 @@ class SendStore:
         }
         if send.carrier_message_id:
             item["carrier_message_id"] = {"S": send.carrier_message_id}
+        budget = deadlines.send_budget(send)
+        if budget is not None:  # under way: the sweeper's sparse index holds it until final
+            item["sweep_shard"] = {"S": deadlines.shard(send.send_id)}
+            item["settle_by"] = {"N": str(int(time.time()) + budget)}
         return item
 
     def _carrier_item(self, send: Send) -> dict[str, Any]:
@@ -51,13 +57,19 @@ class SendStore:
         dynamo.create_item(self.table, self._item(send), "send_id", what="send")
 
     def save(
-        self, send: Send, expected: SendStatus | None = None, *, carrier_message: bool = False
+        self,
+        send: Send,
+        expected: SendStatus | None = None,
+        *,
+        carrier_message: bool = False,
+        postback: Postback | None = None,
     ) -> bool:
         """Write a send; with `expected`, only if its stored status is still that.
 
         With `carrier_message`, the send has just been given its carrier_message_id:
         the id's lookup item is written in the same transaction, so that its delivery
-        report finds the send as soon as this returns.
+        report finds the send as soon as this returns. With `postback`, the postback of
+        this change goes to the outbox in the same transaction: both or neither.
         """
         send.updated_at = utcnow()
         extra: dict[str, Any] = {}
@@ -67,20 +79,56 @@ class SendStore:
                 "ExpressionAttributeNames": {"#s": "status"},
                 "ExpressionAttributeValues": {":expected": {"S": expected.value}},
             }
-        if not (carrier_message and send.carrier_message_id):
+        lookup = carrier_message and bool(send.carrier_message_id)
+        if not lookup and postback is None:
             return dynamo.put_item(self.table, self._item(send), what="send", **extra)
-        return dynamo.transact_write(
-            [
-                {"Put": {"TableName": self.table, "Item": self._item(send), **extra}},
-                # Unconditional: an id the carrier reuses belongs to its latest send.
-                {"Put": {"TableName": self.carrier_table, "Item": self._carrier_item(send)}},
-            ],
-            what="send",
-        )
+        items: list[dict[str, Any]] = [
+            {"Put": {"TableName": self.table, "Item": self._item(send), **extra}}
+        ]
+        if lookup:
+            # Unconditional: an id the carrier reuses belongs to its latest send.
+            items.append(
+                {"Put": {"TableName": self.carrier_table, "Item": self._carrier_item(send)}}
+            )
+        if postback is not None:
+            items.append(outbox.transact_put(postback))
+        return dynamo.transact_write(items, what="send")
 
     def get(self, send_id: int) -> Send | None:
         item = dynamo.get_item(self.table, {"send_id": {"N": str(send_id)}}, what="send")
         return Send.model_validate_json(item["doc"]["S"]) if item else None
+
+    def settle_by(self, send_id: int) -> int | None:
+        """The stored deadline of a send under way (None: final, or no such send)."""
+        item = dynamo.get_item(self.table, {"send_id": {"N": str(send_id)}}, what="send")
+        return int(item["settle_by"]["N"]) if item and "settle_by" in item else None
+
+    def settle(
+        self, send: Send, expected: SendStatus, settle_by: int | None, postback: Postback
+    ) -> bool:
+        """The sweeper's write: `send` (final) and its postback, only if the stored send
+        is still `expected` with the deadline `settle_by` the sweeper read (a worker that
+        moved it on, or gave it a new deadline, wins)."""
+        send.updated_at = utcnow()
+        condition = "#s = :expected AND " + (
+            "settle_by = :due" if settle_by is not None else "attribute_not_exists(settle_by)"
+        )
+        values: dict[str, Any] = {":expected": {"S": expected.value}}
+        if settle_by is not None:
+            values[":due"] = {"N": str(settle_by)}
+        put = {
+            "TableName": self.table,
+            "Item": self._item(send),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": values,
+        }
+        return dynamo.transact_write([{"Put": put}, outbox.transact_put(postback)], what="send")
+
+    def overdue(self, now: int, limit: int) -> list[int]:
+        """Ids of sends still under way past their deadline (the sparse index: eventually
+        consistent, which a sweeper that runs again tolerates; each is re-read)."""
+        return overdue_keys(self.table, "send_id", now, limit)
 
     def backfill_carrier_messages(self) -> int:
         """Write the lookup item of every send still awaiting a report (sends made before
@@ -117,6 +165,26 @@ class SendStore:
         if send is None or send.carrier_message_id != message_id:
             return None
         return send
+
+
+def overdue_keys(table: str, key: str, now: int, limit: int) -> list[int]:
+    """Up to `limit` numeric keys of `table` whose settle_by is past, over every shard."""
+    found: list[int] = []
+    for shard in deadlines.shards():
+        if len(found) >= limit:
+            break
+        try:
+            answer = aws.dynamodb().query(
+                TableName=table,
+                IndexName=deadlines.SETTLE_INDEX,
+                KeyConditionExpression="sweep_shard = :shard AND settle_by <= :now",
+                ExpressionAttributeValues={":shard": {"S": shard}, ":now": {"N": str(now)}},
+                Limit=limit - len(found),
+            )
+        except ClientError as exc:
+            raise DomainError(f"overdue query failed: {exc}") from exc
+        found.extend(int(item[key]["N"]) for item in answer["Items"])
+    return found
 
 
 class SendQueue:

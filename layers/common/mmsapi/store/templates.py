@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from mmsapi import deadlines
 from mmsapi.errors import DomainError
 from mmsapi.models import Template, TemplateStatus, TemplateSummary
 from mmsapi.settings import get_settings
-from mmsapi.store import aws, dynamo
+from mmsapi.store import aws, dynamo, outbox
+from mmsapi.store.outbox import Postback
+from mmsapi.store.sends import overdue_keys
 
 ACCOUNT_INDEX = "by-account"
+# DynamoDB refuses items over 400 KB: finalize stays well below (services/encode).
+MAX_ITEM_BYTES = 350_000
 
 
 def _created_key(template: Template) -> str:
@@ -25,27 +31,87 @@ class TemplateStore:
         self.table = table or get_settings().templates_table
 
     def _item(self, template: Template) -> dict[str, Any]:
-        return {
+        item = {
             "mms_id": {"N": str(template.mms_id)},
             "account_id": {"S": template.account_id},
             "created_key": {"S": _created_key(template)},
             "status": {"S": template.status.value},
             "doc": {"S": template.model_dump_json()},
         }
+        budget = deadlines.template_budget(template)
+        if budget is not None:  # encoding: the sweeper's sparse index holds it until final
+            item["sweep_shard"] = {"S": deadlines.shard(template.mms_id)}
+            item["settle_by"] = {"N": str(int(time.time()) + budget)}
+        return item
 
-    def create(self, template: Template) -> None:
-        dynamo.create_item(self.table, self._item(template), "mms_id", what="template")
+    def fits(self, template: Template) -> bool:
+        """Whether its item stays within DynamoDB's 400 KB (names and values, UTF-8),
+        with room to spare: a write that would be refused is not tried."""
+        item = self._item(template)
+        size = sum(len(k) + len(next(iter(v.values())).encode()) for k, v in item.items())
+        return size <= MAX_ITEM_BYTES
 
-    def replace(self, template: Template, expected: TemplateStatus) -> bool:
-        """Overwrite a template if its status is still `expected`; False if it is not."""
-        return dynamo.put_item(
-            self.table,
-            self._item(template),
-            what="template",
-            ConditionExpression="#s = :expected",
-            ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":expected": {"S": expected.value}},
+    def settle_by(self, mms_id: int) -> int | None:
+        """The stored deadline of a template still encoding (None: final, or none)."""
+        item = dynamo.get_item(self.table, {"mms_id": {"N": str(mms_id)}}, what="template")
+        return int(item["settle_by"]["N"]) if item and "settle_by" in item else None
+
+    def settle(
+        self,
+        template: Template,
+        expected: TemplateStatus,
+        settle_by: int | None,
+        postback: Postback | None,
+    ) -> bool:
+        """The sweeper's write: `template` (final), with its postback, only if the stored
+        one is still `expected` with the deadline the sweeper read."""
+        condition = "#s = :expected AND " + (
+            "settle_by = :due" if settle_by is not None else "attribute_not_exists(settle_by)"
         )
+        values: dict[str, Any] = {":expected": {"S": expected.value}}
+        if settle_by is not None:
+            values[":due"] = {"N": str(settle_by)}
+        put = {
+            "TableName": self.table,
+            "Item": self._item(template),
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": values,
+        }
+        parts: list[dict[str, Any]] = [{"Put": put}]
+        if postback is not None:
+            parts.append(outbox.transact_put(postback))
+        return dynamo.transact_write(parts, what="template")
+
+    def overdue(self, now: int, limit: int) -> list[int]:
+        """mms-ids of templates still encoding past their deadline (eventually
+        consistent: the sweeper re-reads each and runs again)."""
+        return overdue_keys(self.table, "mms_id", now, limit)
+
+    def create(self, template: Template, *, postback: Postback | None = None) -> None:
+        """Write a new template; with `postback`, its postback in the same transaction."""
+        if postback is None:
+            dynamo.create_item(self.table, self._item(template), "mms_id", what="template")
+            return
+        new = {"ConditionExpression": "attribute_not_exists(mms_id)"}
+        put = {"Put": {"TableName": self.table, "Item": self._item(template), **new}}
+        if not dynamo.transact_write([put, outbox.transact_put(postback)], what="template"):
+            raise DomainError("template write failed: the mms_id exists already")
+
+    def replace(
+        self, template: Template, expected: TemplateStatus, *, postback: Postback | None = None
+    ) -> bool:
+        """Overwrite a template if its status is still `expected`; False if it is not.
+        With `postback`, its postback goes to the outbox in the same transaction."""
+        condition: dict[str, Any] = {
+            "ConditionExpression": "#s = :expected",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": {":expected": {"S": expected.value}},
+        }
+        if postback is None:
+            return dynamo.put_item(self.table, self._item(template), what="template", **condition)
+        put = {"Put": {"TableName": self.table, "Item": self._item(template), **condition}}
+        return dynamo.transact_write([put, outbox.transact_put(postback)], what="template")
 
     def get(self, mms_id: int) -> Template | None:
         item = dynamo.get_item(self.table, {"mms_id": {"N": str(mms_id)}}, what="template")

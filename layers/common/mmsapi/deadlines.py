@@ -1,0 +1,66 @@
+"""When each message must have reached its end: the `settle_by` of every non-final record.
+
+A send (waiting, queued, submitting, discovering) and a template (encoding) carry
+`settle_by`, the epoch second after which no legitimate step can still be running
+for them, and `sweep_shard`, the partition of the sparse index `by-settle-by` that
+the sweeper reads (services/sweep.py). A final record has neither, so the index holds
+only what is still under way. The partition is sharded so that a busy sending stack
+does not write one hot GSI partition (GSI throttling slows the base table too).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from mmsapi.models import Send, SendStatus, Template, TemplateStatus
+from mmsapi.settings import get_settings
+
+SETTLE_INDEX: Final = "by-settle-by"
+SHARDS: Final = 8
+# Room beyond the longest legitimate time: clocks, queue lag, a cold start.
+MARGIN_SECONDS: Final = 600
+# statemachine/encode.asl.json's TimeoutSeconds (8 items, 4 at a time, each up to 4
+# attempts of the 300 s TranscodeFunction: about 2,430 s), and the DDM workflow's
+# retries of its two steps (5+10+20 s, then 30+60+120+240+480 s).
+ENCODE_TIMEOUT_SECONDS: Final = 3600
+DDM_RETRY_SECONDS: Final = 35 + 930 + 2 * 150
+SEND_FINAL: Final = frozenset({SendStatus.SENT, SendStatus.DELIVERED, SendStatus.FAILED})
+
+
+def queued_seconds() -> int:
+    """Every attempt of the send queue: its doubling waits, each attempt's claim."""
+    settings = get_settings()
+    waits = sum(
+        int(min(12 * 3600, settings.send_retry_seconds * 2 ** (attempt - 1)))
+        for attempt in range(1, settings.send_max_attempts + 1)
+    )
+    return waits + settings.send_max_attempts * settings.send_claim_seconds
+
+
+def send_budget(send: Send) -> int | None:
+    """Seconds a send may stay in its status from now; None once it is final."""
+    match send.status:
+        case SendStatus.WAITING:
+            return ENCODE_TIMEOUT_SECONDS + MARGIN_SECONDS
+        case SendStatus.QUEUED:
+            return queued_seconds() + MARGIN_SECONDS
+        case SendStatus.SUBMITTING:
+            return get_settings().send_claim_seconds + MARGIN_SECONDS
+        case SendStatus.DISCOVERING:
+            minutes = send.ddm.timeout_minutes if send.ddm else 0
+            return minutes * 60 + DDM_RETRY_SECONDS + MARGIN_SECONDS
+    return None
+
+
+def template_budget(template: Template) -> int | None:
+    if template.status is TemplateStatus.ENCODING:
+        return ENCODE_TIMEOUT_SECONDS + MARGIN_SECONDS
+    return None
+
+
+def shard(identifier: int) -> str:
+    return str(identifier % SHARDS)
+
+
+def shards() -> list[str]:
+    return [str(n) for n in range(SHARDS)]

@@ -1,0 +1,135 @@
+"""Every message reaches an end: settle what is past its deadline, or dead-lettered.
+
+Each send and template under way carries a deadline (mmsapi/deadlines.py) in a sparse
+index. SweeperFunction runs on a schedule and settles what is still under way past it,
+with the final state and postback the documents give:
+
+- a template still encoding -> failed, E002/E003 (a sendMMS template: its send E012/E013);
+- a sendMMS send still waiting -> queued if its template is ready, else E012/E013;
+- a send queued, submitting or discovering -> failed, E999 (queue processing error).
+
+It also consumes the send dead-letter queue: a send whose queue message ran out of
+attempts ends with E999 at once instead of at its deadline.
+
+Every write is conditional on the status and the deadline the sweeper read, so a
+worker that moved the message on meanwhile wins. The index is eventually consistent:
+a record it shows late is settled on a later run, and one it still shows after it
+ended is re-read and left alone.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Final
+
+from mmsapi.deadlines import SEND_FINAL
+from mmsapi.models import SendStatus, TemplateStatus, utcnow
+from mmsapi.observability import logger
+from mmsapi.services.announce import (
+    FAILURE_CODES,
+    SEND_FAILURE_CODES,
+    failure_postback,
+    send_postback,
+)
+from mmsapi.services.context import Context
+from mmsapi.services.encode import release_waiting_send, unfinished_media
+from mmsapi.settings import get_settings
+from mmsapi.store.outbox import Postback
+from mmsapi.tracking import tracking_id
+
+# Per table and run: a backlog is worked off over several runs, each well within the
+# function's timeout.
+SWEEP_LIMIT: Final = 200
+FAILED: Final = "Message Failed"
+TOO_LONG: Final = "delivery did not finish in time"
+QUEUE: Final = "queue"
+WORKFLOW: Final = "workflow"
+GIVEN_UP: Final = {
+    QUEUE: "delivery failed on every attempt",
+    WORKFLOW: "the device discovery workflow failed",
+}
+ENCODING_TOO_LONG: Final = "encoding did not finish in time"
+TEMPLATE_GONE: Final = "the MMS was deleted before its encoding finished"
+
+
+def sweep(ctx: Context, now: int, limit: int = SWEEP_LIMIT) -> dict[str, int]:
+    """Settle every record past its deadline at `now` (epoch seconds); outcome counts."""
+    outcomes: Counter[str] = Counter()
+    # Templates first: a failed sendMMS template fails its waiting send in the same run.
+    for mms_id in ctx.templates.overdue(now, limit):
+        outcomes[f"template {settle_template(ctx, mms_id, now)}"] += 1
+    for send_id in ctx.sends.overdue(now, limit):
+        outcomes[f"send {settle_send(ctx, send_id, now)}"] += 1
+    return dict(outcomes)
+
+
+def settle_template(ctx: Context, mms_id: int, now: int) -> str:
+    template = ctx.templates.get(mms_id)
+    due = ctx.templates.settle_by(mms_id)
+    if template is None or due is None:
+        return "final"
+    if due > now:
+        return "not due"
+    expected = template.status
+    postback: Postback | None = None
+    if expected is TemplateStatus.ENCODING:
+        kind, url = unfinished_media(template)
+        template.status = TemplateStatus.FAILED
+        template.failure_code = FAILURE_CODES[kind][0]
+        if template.single_send_id is None:  # a sendMMS template is told by its send
+            postback = failure_postback(template, kind, url)
+    # Anything else (a delete that stopped half-way) just leaves the index, untold.
+    if not ctx.templates.settle(template, expected, due, postback):
+        return "changed"
+    logger.warning("template settled", extra={"mms_id": mms_id, "reason": ENCODING_TOO_LONG})
+    release_waiting_send(ctx, template)
+    return "failed"
+
+
+def settle_send(ctx: Context, send_id: int, now: int, *, given_up_by: str = "") -> str:
+    """End one send past its deadline, or given up by its owner: the send queue (its
+    message was dead-lettered, QUEUE) or the discovery workflow (it failed, WORKFLOW)."""
+    send = ctx.sends.get(send_id)
+    due = ctx.sends.settle_by(send_id)
+    if send is None or send.status in SEND_FINAL:
+        return "final"
+    if given_up_by:
+        # A waiting send is the encoding's; a claim that is still fresh belongs to a
+        # worker that may be on it; a discovering send is the workflow's.
+        claimed_for = (utcnow() - send.updated_at).total_seconds()
+        if (
+            send.status is SendStatus.WAITING
+            or (given_up_by == QUEUE and send.status is SendStatus.DISCOVERING)
+            or (
+                send.status is SendStatus.SUBMITTING
+                and claimed_for <= get_settings().send_claim_seconds
+            )
+        ):
+            return "not its own"
+    elif due is None or due > now:
+        return "not due"
+    expected = send.status
+    send.status = SendStatus.FAILED
+    if expected is SendStatus.WAITING:
+        template = ctx.templates.get(send.mms_id)
+        if template is not None and template.status is TemplateStatus.READY:
+            send.status = SendStatus.WAITING
+            release_waiting_send(ctx, template)
+            return "released"
+        kind, url = unfinished_media(template)
+        fields = {"tracking-id": tracking_id(send.send_id), "to": send.to, "from": send.sender}
+        if template is not None:
+            postback = failure_postback(template, kind, url, fields)
+        else:
+            code = SEND_FAILURE_CODES[kind]
+            postback = send_postback(send, code, FAILED, details=TEMPLATE_GONE)
+    else:
+        details = GIVEN_UP.get(given_up_by, TOO_LONG)
+        postback = send_postback(send, "E999", FAILED, details=details)
+    if not ctx.sends.settle(send, expected, due, postback):
+        return "changed"
+    logger.warning(
+        "send settled",
+        extra={"send": send_id, "was": expected.value, "code": postback.detail["code"]},
+    )
+    return "failed"

@@ -1,0 +1,106 @@
+"""The postback outbox: every fact a customer is told about is written here first.
+
+A state change that yields a postback writes its outbox item in the same
+TransactWriteItems as the state (SendStore.save, TemplateStore.create/replace with
+`postback=`): both are written, or neither. The table's stream hands each new item to
+OutboxFunction (services/outbox.relay), which publishes it on the event bus and then
+deletes it. The item's id is the postback's X-MMS-Postback-Id: derived from the message
+and its code, it is the same on every relay and every delivery retry.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Final
+
+from botocore.exceptions import ClientError
+
+from mmsapi.errors import DomainError
+from mmsapi.settings import get_settings
+from mmsapi.store import aws, dynamo
+
+DAY_SECONDS: Final = 86_400
+# An item the relay could not publish in this long (its stream records are gone after
+# 24 h, its failure is in OutboxDLQ) stays this long for an operator to redrive.
+KEEP_DAYS: Final = 14
+
+
+@dataclass(frozen=True)
+class Postback:
+    """One event for the bus: its stable id, EventBridge detail-type, and detail."""
+
+    id: str
+    detail_type: str
+    detail: dict[str, Any]
+
+    def body(self) -> str:
+        """The detail as published: the id goes with it, for the postback header."""
+        return json.dumps({**self.detail, "postback_id": self.id}, separators=(",", ":"))
+
+
+def send_postback_id(send_id: int, code: str) -> str:
+    return f"send-{send_id}-{code}"
+
+
+def template_postback_id(mms_id: int, code: str) -> str:
+    return f"template-{mms_id}-{code}"
+
+
+def item_of(postback: Postback) -> dict[str, Any]:
+    expires = int(time.time()) + KEEP_DAYS * DAY_SECONDS
+    return {
+        "id": {"S": postback.id},
+        "detail_type": {"S": postback.detail_type},
+        "detail": {"S": json.dumps(postback.detail, separators=(",", ":"))},
+        "expires_at": {"N": str(expires)},  # the table's TTL attribute
+    }
+
+
+def postback_of(item: dict[str, Any]) -> Postback:
+    """The postback of an outbox item (or of a stream record's NewImage)."""
+    detail: dict[str, Any] = json.loads(item["detail"]["S"])
+    return Postback(id=item["id"]["S"], detail_type=item["detail_type"]["S"], detail=detail)
+
+
+def transact_put(postback: Postback) -> dict[str, Any]:
+    """OutboxStore().transact_put: for the stores that write a postback with their item."""
+    return OutboxStore().transact_put(postback)
+
+
+class OutboxStore:
+    def __init__(self, table: str | None = None) -> None:
+        self.table = table or get_settings().outbox_table
+
+    def transact_put(self, postback: Postback) -> dict[str, Any]:
+        """The TransactWriteItems part that writes this postback beside a state change.
+
+        Unconditional: the state change's own condition makes it happen once, and a
+        repeated write is the same id, which receivers de-duplicate.
+        """
+        return {"Put": {"TableName": self.table, "Item": item_of(postback)}}
+
+    def put(self, postback: Postback) -> None:
+        """A postback that comes with no state change of its own (a refused DDM)."""
+        dynamo.put_item(self.table, item_of(postback), what="postback")
+
+    def pending(self, postback_id: str) -> bool:
+        """Still waiting to be published (a relay retry skips what was published)."""
+        key = {"id": {"S": postback_id}}
+        return dynamo.get_item(self.table, key, what="postback") is not None
+
+    def done(self, postback_id: str) -> None:
+        """Published: forget it (the stream's REMOVE record is ignored by the relay)."""
+        dynamo.delete_item(self.table, {"id": {"S": postback_id}}, what="postback")
+
+    def scan(self) -> Iterator[Postback]:
+        """Every postback still waiting (for redrive: the table is small, items go once
+        published)."""
+        try:
+            for page in aws.dynamodb().get_paginator("scan").paginate(TableName=self.table):
+                for item in page["Items"]:
+                    yield postback_of(item)
+        except ClientError as exc:
+            raise DomainError(f"postback scan failed: {exc}") from exc

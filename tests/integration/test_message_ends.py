@@ -1,0 +1,383 @@
+"""Every message reaches an end (issue 8, item 3): a final state and its final postback,
+whatever fails on the way. Each test fails on the code before the fix.
+
+`assert_every_message_ended(ctx, stack)` is the invariant, for any test that ran a
+scenario: no send or template left under way, each with its final postback told.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.stack import Stack
+from mmsapi.errors import DomainError
+from mmsapi.media.types import MediaKind
+from mmsapi.models import (
+    Send,
+    SendStatus,
+    StoredMedia,
+    Template,
+    TemplateSlide,
+    TemplateStatus,
+)
+from mmsapi.services import deliver as deliver_module
+from mmsapi.services.context import Context
+from mmsapi.services.ddm import after_discovery
+from mmsapi.services.sweep import settle_send
+from mmsapi.store import aws
+from mmsapi.tracking import parse_tracking_id
+from tests.conftest import Client, load_event
+from tests.integration.helpers import postback_events
+from tests.lambda_context import FakeLambdaContext, load_handler_module
+
+ROOT = Path(__file__).resolve().parents[2]
+TO = "14044790000"
+# Final postbacks of the documents (API-NOTES §7); N101 is not final: its report follows.
+SEND_FINAL_CODES = {"N102", "E101", "E102", "N202", "E202", "E999", "E012", "E013"}
+TEMPLATE_FINAL_CODES = {"N003", "E002", "E003", "E004"}
+HOUR = 3600
+
+_TOLD: dict[str, dict[str, Any]] = {}
+
+
+def told(stack: Stack) -> dict[str, dict[str, Any]]:
+    """Every postback told so far, by id (postback_events relays the outbox to the postback
+    queue and reads it once, so they are remembered here)."""
+    for event in postback_events(stack):
+        detail = event["detail"]
+        _TOLD[str(detail.get("postback_id", event.get("id")))] = detail
+    return _TOLD
+
+
+@pytest.fixture(autouse=True)
+def _forget_told() -> None:
+    _TOLD.clear()
+
+
+def codes_of(stack: Stack, send_id: int) -> list[str]:
+    """The codes told about one send (its tracking-id)."""
+    return sorted(
+        detail["code"]
+        for detail in told(stack).values()
+        if parse_tracking_id(str(detail.get("fields", {}).get("tracking-id", ""))) == send_id
+    )
+
+
+def _scan(table: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    for page in aws.dynamodb().get_paginator("scan").paginate(TableName=table):
+        items.extend(page["Items"])
+    return items
+
+
+def assert_every_message_ended(ctx: Context, stack: Stack) -> None:
+    """No send or template is under way, and each has its final postback."""
+    details = list(told(stack).values())
+    final_for_mms = {
+        d["fields"].get("mms-id") for d in details if d["code"] in TEMPLATE_FINAL_CODES
+    }
+    final_for_send = {
+        parse_tracking_id(str(d["fields"].get("tracking-id", "")))
+        for d in details
+        if d["code"] in SEND_FINAL_CODES
+    }
+    for item in _scan(ctx.templates.table):
+        template = Template.model_validate_json(item["doc"]["S"])
+        assert template.status in (TemplateStatus.READY, TemplateStatus.FAILED), template
+        assert "settle_by" not in item
+        if template.single_send_id is None:
+            assert str(template.mms_id) in final_for_mms, template.mms_id
+    for item in _scan(ctx.sends.table):
+        send = Send.model_validate_json(item["doc"]["S"])
+        assert send.status is SendStatus.FAILED or send.status is SendStatus.DELIVERED, send
+        assert "settle_by" not in item
+        assert send.send_id in final_for_send, send.send_id
+
+
+# ---------------------------------------------------------------- records to work on
+
+
+def encoding_template(ctx: Context, client: Client, mms_id: int, **extra: Any) -> Template:
+    template = Template(
+        mms_id=mms_id,
+        account_id=client.account.account_id,
+        name="encoding",
+        status=TemplateStatus.ENCODING,
+        slides=[
+            TemplateSlide(
+                media=[
+                    StoredMedia(
+                        kind=MediaKind.VIDEO,
+                        source_url="https://media.example.com/v.mp4",
+                        content_type="video/mp4",
+                        original_key=f"templates/{client.account.account_id}/{mms_id}/v.mp4",
+                        original_bytes=1000,
+                    )
+                ]
+            )
+        ],
+        **extra,
+    )
+    ctx.templates.create(template)
+    return template
+
+
+def a_send(ctx: Context, client: Client, send_id: int, mms_id: int, status: SendStatus) -> Send:
+    send = Send(
+        send_id=send_id,
+        account_id=client.account.account_id,
+        mms_id=mms_id,
+        to=TO,
+        sender="28444",
+        requested_from="28444",
+        service_id="12345",
+        fallback_sms_text="Your coupon:",
+        status=status,
+    )
+    ctx.sends.create(send)
+    return send
+
+
+def status_of(ctx: Context, send_id: int) -> SendStatus:
+    send = ctx.sends.get(send_id)
+    assert send is not None
+    return send.status
+
+
+def sweep_at(seconds: int) -> dict[str, int]:
+    event = load_event("sweeper/schedule.json")
+    event["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+    result: dict[str, int] = load_handler_module("sweeper").handler(event, FakeLambdaContext())
+    return result
+
+
+def queue_record(send_id: int, attempt: int = 1) -> dict[str, Any]:
+    event = load_event("deliver/unknown-send.json")
+    event["Records"][0]["body"] = json.dumps({"send_id": send_id})
+    event["Records"][0]["attributes"]["ApproximateReceiveCount"] = str(attempt)
+    return event
+
+
+# ---------------------------------------------------------------- the cases
+
+
+def test_a_delivery_fault_no_retry_can_mend_ends_the_send_at_once(
+    client: Client, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a queued send whose message cannot be built (a fault, not "retry later")
+    template = encoding_template(client.ctx, client, 7001)
+    template.status = TemplateStatus.READY
+    client.ctx.templates.replace(template, expected=TemplateStatus.ENCODING)
+    a_send(client.ctx, client, 8001, 7001, SendStatus.QUEUED)
+    monkeypatch.setenv("MMS_MM7_URL", "http://127.0.0.1:9/mm7")
+    from mmsapi.settings import get_settings
+
+    get_settings.cache_clear()
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise ValueError("cannot build this message")
+
+    monkeypatch.setattr(deliver_module, "adapt_message", broken)
+    # When the first attempt runs
+    result = load_handler_module("deliver").handler(queue_record(8001), FakeLambdaContext())
+    # Then the message is done with (no retry into the DLQ) and the send ended with E999
+    assert result == {"batchItemFailures": []}
+    assert status_of(client.ctx, 8001) is SendStatus.FAILED
+    assert codes_of(stack, 8001) == ["E999"]
+
+
+def test_any_fault_on_the_last_attempt_ends_the_send_instead_of_the_dlq(
+    client: Client, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a_send(client.ctx, client, 8002, 7002, SendStatus.QUEUED)
+
+    def aws_down(*_: Any, **__: Any) -> Any:
+        raise DomainError("send read failed: throttled")
+
+    module = load_handler_module("deliver")
+    monkeypatch.setattr(module, "deliver", aws_down)
+    result = module.handler(queue_record(8002, attempt=5), FakeLambdaContext())
+    assert result == {"batchItemFailures": []}
+    assert status_of(client.ctx, 8002) is SendStatus.FAILED
+    assert codes_of(stack, 8002) == ["E999"]
+
+
+def test_a_send_in_the_dead_letter_queue_ends_with_e999(client: Client, stack: Stack) -> None:
+    # Given a queued send whose queue message ran out of attempts
+    a_send(client.ctx, client, 8003, 7003, SendStatus.QUEUED)
+    event = load_event("sweeper/dead-letter.json")
+    event["Records"][0]["body"] = json.dumps({"send_id": 8003})
+    # When the dead-letter consumer gets it, Then the send ends with E999
+    result = load_handler_module("sweeper").handler(event, FakeLambdaContext())
+    assert result == {"batchItemFailures": []}
+    assert status_of(client.ctx, 8003) is SendStatus.FAILED
+    assert codes_of(stack, 8003) == ["E999"]
+    assert_every_message_ended(client.ctx, stack)
+
+
+def test_a_poison_dead_letter_is_dropped_not_retried_forever(client: Client) -> None:
+    event = load_event("sweeper/dead-letter.json")
+    event["Records"][0]["body"] = "not json"
+    result = load_handler_module("sweeper").handler(event, FakeLambdaContext())
+    assert result == {"batchItemFailures": []}
+
+
+def test_a_failure_after_discovery_hands_the_send_to_the_queue(
+    client: Client, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a send whose discovery is over, and AWS failing under delivery
+    a_send(client.ctx, client, 8004, 7004, SendStatus.DISCOVERING)
+    monkeypatch.setenv("MMS_MM7_URL", "http://127.0.0.1:9/mm7")
+    from mmsapi.settings import get_settings
+
+    get_settings.cache_clear()
+
+    def aws_down(*_: Any, **__: Any) -> Any:
+        raise DomainError("template read failed: throttled")
+
+    monkeypatch.setattr(client.ctx.templates, "get", aws_down)
+    aws.sqs().purge_queue(QueueUrl=stack.physical["SendQueue"])
+    # When the workflow's last step runs, Then the send is queued with a message
+    assert after_discovery(client.ctx, 8004) == "queued for a retry"
+    got = aws.sqs().receive_message(QueueUrl=stack.physical["SendQueue"])["Messages"]
+    assert [json.loads(m["Body"])["send_id"] for m in got] == [8004]
+    # And a retry of the step (the one before raised) re-queues it rather than dropping it
+    assert after_discovery(client.ctx, 8004) == "queued for a retry"
+
+
+def test_a_failed_discovery_workflow_ends_its_send(client: Client, stack: Stack) -> None:
+    a_send(client.ctx, client, 8005, 7005, SendStatus.DISCOVERING)
+    handler = load_handler_module("deliver").handler
+    result = handler({"step": "settle", "send_id": 8005}, FakeLambdaContext())
+    assert result == {"send_id": 8005, "outcome": "failed"}
+    assert codes_of(stack, 8005) == ["E999"]
+    assert_every_message_ended(client.ctx, stack)
+
+
+def test_every_task_of_every_workflow_is_caught() -> None:
+    # A workflow that fails must hand its message on to a state that settles it.
+    for path in sorted((ROOT / "statemachine").glob("*.asl.json")):
+        definition = json.loads(path.read_text())
+        states = definition["States"]
+        assert definition.get("TimeoutSeconds") or path.name == "ddm.asl.json"
+        for name, state in states.items():
+            if state["Type"] in ("Task", "Map"):
+                catches = [c for c in state.get("Catch", []) if "States.ALL" in c["ErrorEquals"]]
+                assert catches, f"{path.name}: {name} has no Catch of States.ALL"
+
+
+def test_a_sendmms_whose_template_is_deleted_while_encoding_ends_with_e013(
+    client: Client, stack: Stack
+) -> None:
+    # Given a sendMMS: its template encoding, its send waiting
+    template = encoding_template(client.ctx, client, 7006, single_send_id=8006)
+    a_send(client.ctx, client, 8006, 7006, SendStatus.WAITING)
+    from mmsapi.services.encode import encoding_input
+
+    given = encoding_input(template, client.account)
+    # When the template is deleted, then its encoding finishes
+    client.ctx.templates.delete(7006)
+    result = load_handler_module("finalize").handler({**given, "results": []}, FakeLambdaContext())
+    # Then the send ends with E013 (video) instead of waiting forever
+    assert result["status"] == "gone"
+    assert status_of(client.ctx, 8006) is SendStatus.FAILED
+    assert codes_of(stack, 8006) == ["E013"]
+    assert_every_message_ended(client.ctx, stack)
+
+
+def test_the_sweeper_ends_a_send_whose_template_vanished(client: Client, stack: Stack) -> None:
+    a_send(client.ctx, client, 8007, 7007, SendStatus.WAITING)  # its template: gone
+    assert sweep_at(int(time.time()) + 2 * HOUR) == {"send failed": 1}
+    assert codes_of(stack, 8007) == ["E013"]
+    assert_every_message_ended(client.ctx, stack)
+
+
+def test_a_finalize_whose_write_would_be_refused_fails_the_template(
+    client: Client, stack: Stack
+) -> None:
+    # Given an encoding template, and results too large for its DynamoDB item
+    encoding_template(client.ctx, client, 7008)
+    item = {"slide": 1, "kind": "video", "source_url": "https://media.example.com/v.mp4"}
+    rendition = {
+        "key": "templates/x/" + "k" * 900,
+        "content_type": "video/mp4",
+        "profile": "mp4",
+        "codec": "h264",
+        "bytes": 1,
+    }
+    results = [{"ok": True, "item": item, "duration_seconds": 5.0, "renditions": [rendition] * 600}]
+    event = {"mms_id": 7008, "account_id": client.account.account_id, "results": results}
+    # When finalize runs
+    result = load_handler_module("finalize").handler(event, FakeLambdaContext())
+    # Then the template is failed (not encoding, not E626 forever) and E003 is told
+    assert result["status"] == "failed"
+    stored = client.ctx.templates.get(7008)
+    assert stored is not None
+    assert stored.status is TemplateStatus.FAILED
+    assert [d["code"] for d in told(stack).values()] == ["E003"]
+    assert_every_message_ended(client.ctx, stack)
+
+
+def test_the_workflow_catch_fails_the_template(client: Client, stack: Stack) -> None:
+    encoding_template(client.ctx, client, 7009)
+    event = {
+        "mms_id": 7009,
+        "account_id": client.account.account_id,
+        "items": [],
+        "error": {"Error": "States.Runtime", "Cause": "boom"},
+    }
+    result = load_handler_module("finalize").handler(event, FakeLambdaContext())
+    assert result["status"] == "failed"
+    assert [d["code"] for d in told(stack).values()] == ["E003"]
+
+
+def test_a_worker_killed_mid_step_is_settled_by_the_sweeper(client: Client, stack: Stack) -> None:
+    # Given a send claimed by a worker that died, and a template whose workflow died
+    send = a_send(client.ctx, client, 8010, 7010, SendStatus.QUEUED)
+    send.status = SendStatus.SUBMITTING
+    assert client.ctx.sends.save(send, expected=SendStatus.QUEUED)
+    encoding_template(client.ctx, client, 7011)
+    # When the sweeper runs before their deadlines, Then it leaves them alone
+    assert sweep_at(int(time.time()) + 60) == {}
+    # When it runs past them, Then the send ends with E999 and the template with E003
+    assert sweep_at(int(time.time()) + 2 * HOUR) == {"send failed": 1, "template failed": 1}
+    assert codes_of(stack, 8010) == ["E999"]
+    assert "E003" in [d["code"] for d in told(stack).values()]
+    assert_every_message_ended(client.ctx, stack)
+    # And a second run finds nothing
+    assert sweep_at(int(time.time()) + 2 * HOUR) == {}
+
+
+def test_the_sweeper_never_overrides_a_state_reached_meanwhile(
+    client: Client, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an overdue queued send that a worker delivers while the sweeper looks at it
+    send = a_send(client.ctx, client, 8012, 7012, SendStatus.QUEUED)
+    stale, stale_due = copy.deepcopy(send), client.ctx.sends.settle_by(8012)
+    send.status, send.sent_as = SendStatus.DELIVERED, "MMS"
+    assert client.ctx.sends.save(send, expected=SendStatus.QUEUED)
+    monkeypatch.setattr(client.ctx.sends, "get", lambda _id: copy.deepcopy(stale))
+    monkeypatch.setattr(client.ctx.sends, "settle_by", lambda _id: stale_due)
+    # When the sweeper settles it from what it read, Then its write is refused
+    assert settle_send(client.ctx, 8012, int(time.time()) + 2 * HOUR) == "changed"
+    monkeypatch.undo()
+    assert status_of(client.ctx, 8012) is SendStatus.DELIVERED
+    assert codes_of(stack, 8012) == []
+
+
+def test_a_queued_send_given_a_new_deadline_is_not_settled_on_the_old_one(
+    client: Client, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    send = a_send(client.ctx, client, 8013, 7013, SendStatus.QUEUED)
+    old_due = client.ctx.sends.settle_by(8013)
+    assert old_due is not None
+    monkeypatch.setattr(client.ctx.sends, "settle_by", lambda _id: old_due - 1)
+    assert settle_send(client.ctx, 8013, old_due + 1) == "changed"
+    monkeypatch.undo()
+    assert status_of(client.ctx, 8013) is send.status
