@@ -55,7 +55,7 @@ unit: $(STAMP)
 
 test: lint typecheck cfn build unit
 
-BENCHMARKS := save_latency send_latency cold_start image_fit video_encode adaptation memory
+BENCHMARKS := save_latency send_latency cold_start image_fit video_encode adaptation memory hostile_inputs
 
 bench: $(STAMP)
 	for b in $(BENCHMARKS); do echo "== $$b"; $(PY) -m benchmarks.$$b || exit 1; done

@@ -2,6 +2,10 @@
 
 Works against the local runtime (`--local`, the default when it is running) or a
 deployed stack (`--stack-name`, table found in the stack's outputs).
+
+Every input is validated before anything is stored: an invalid one is refused with
+a message and exit status 2. Changes count from the next request: the functions
+read the account on every request.
 """
 
 from __future__ import annotations
@@ -16,7 +20,15 @@ from pathlib import Path
 import boto3
 
 from mmsapi.models import ALL_ACTIONS, Dialect
-from mmsapi.services.accounts import create_account, parse_shortcode, rotate_key, set_enabled
+from mmsapi.services.accounts import (
+    InvalidInputError,
+    create_account,
+    parse_shortcode,
+    rotate_key,
+    set_allowlist,
+    set_enabled,
+    set_postback,
+)
 from mmsapi.store.accounts import AccountStore
 from mmsapi.store.sends import SendStore
 
@@ -60,7 +72,7 @@ def _create(store: AccountStore, args: argparse.Namespace) -> None:
         postback_url=args.postback_url,
         postback_dialect=Dialect(args.postback_dialect),
         ip_allowlist=args.allow_ip,
-        allowed_actions=args.actions.split(",") if args.actions else None,
+        allowed_actions=[a.strip() for a in args.actions.split(",")] if args.actions else None,
     )
     print(f"account-id:      {account.account_id}")
     print(f"api-key:         {key}    (shown once: store it now)")
@@ -94,6 +106,23 @@ def _rotate(store: AccountStore, args: argparse.Namespace) -> None:
     if result is None:
         sys.exit(f"no account {args.account_id}")
     print(f"api-key: {result[1]}    (shown once: the old key no longer works)")
+
+
+def _allow_ip(store: AccountStore, args: argparse.Namespace) -> None:
+    account = set_allowlist(store, args.account_id, args.allow_ip)
+    if account is None:
+        sys.exit(f"no account {args.account_id}")
+    shown = ", ".join(account.ip_allowlist) or "any address"
+    print(f"{args.account_id} allows {shown} (from the next request)")
+
+
+def _postback(store: AccountStore, args: argparse.Namespace) -> None:
+    account = set_postback(store, args.account_id, args.url, new_secret=args.new_secret)
+    if account is None:
+        sys.exit(f"no account {args.account_id}")
+    print(f"{args.account_id} postbacks go to {account.postback_url or '(none)'}")
+    if args.new_secret:
+        print(f"postback-secret: {account.postback_secret}    (used from the next postback)")
 
 
 def _backfill(store: AccountStore, args: argparse.Namespace) -> None:
@@ -138,6 +167,17 @@ def parser() -> argparse.ArgumentParser:
     rotate = commands.add_parser("rotate-key", help="issue a new API key")
     rotate.add_argument("account_id")
     rotate.set_defaults(run=_rotate)
+    allow = commands.add_parser("set-allow-ip", help="replace an account's IP allow-list")
+    allow.add_argument("account_id")
+    allow.add_argument(
+        "--allow-ip", action="append", default=[], help="CIDR, repeatable (none: any address)"
+    )
+    allow.set_defaults(run=_allow_ip)
+    postback = commands.add_parser("set-postback", help="change an account's postback URL")
+    postback.add_argument("account_id")
+    postback.add_argument("--url", required=True, help="http(s) URL ('' for no postbacks)")
+    postback.add_argument("--new-secret", action="store_true", help="issue a new signing secret")
+    postback.set_defaults(run=_postback)
     commands.add_parser(
         "backfill-lookups",
         help="write the API keys and carrier messages tables from the accounts and the sends "
@@ -152,7 +192,12 @@ def main(argv: list[str] | None = None) -> None:
     store = AccountStore(
         table=args.tables["AccountsTableName"], keys_table=args.tables["ApiKeysTableName"]
     )
-    args.run(store, args)
+    try:
+        args.run(store, args)
+    except InvalidInputError as exc:
+        # As argparse refuses a malformed option: a message and status 2, nothing stored.
+        print(f"mmsapi-admin: error: {exc}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

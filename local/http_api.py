@@ -25,6 +25,8 @@ from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from local.functions import LocalFunction
+from mmsapi.numbers import ascii_digits, ascii_int
+from mmsapi.redact import RedactingFilter
 
 # API Gateway refuses larger payloads with 413 before any function runs.
 MAX_BODY_BYTES = 10 * 1024 * 1024
@@ -32,6 +34,8 @@ MAX_BODY_BYTES = 10 * 1024 * 1024
 TEXT_CONTENT_TYPES = ("application/json", "application/xml", "application/javascript")
 
 log = logging.getLogger(__name__)
+# Request lines carry API keys (a legacy GET's query) and view secrets (/v/<id>.<secret>).
+log.addFilter(RedactingFilter())
 
 
 # ---------------------------------------------------------------- routes
@@ -356,7 +360,7 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
     def handle_expect_100(self) -> bool:
         # Refuse an oversized body before the client sends it.
         length = self.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > MAX_BODY_BYTES:
+        if ascii_int(length, 0, MAX_BODY_BYTES) is None and length != "":
             self.close_connection = True
             self._write(_json_answer(413, "Request Entity Too Large"))
             return False
@@ -366,10 +370,10 @@ class ApiRequestHandler(BaseHTTPRequestHandler):
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             return self._read_chunked()
         length_text = self.headers.get("Content-Length", "0").strip() or "0"
-        if not length_text.isdigit():
+        if not ascii_digits(length_text):
             raise ValueError("bad Content-Length")
-        length = int(length_text)
-        if length > MAX_BODY_BYTES:
+        length = ascii_int(length_text, 0, MAX_BODY_BYTES)
+        if length is None:
             raise _BodyTooLargeError
         return self.rfile.read(length) if length else b""
 

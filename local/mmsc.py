@@ -24,6 +24,8 @@ without '+') fits the recipient decides what happens; with none, DEFAULT_RULE:
                     4007 Service denied: the API sends SMS)
     unavailable     HTTP 503 (transient: the API retries)    nothing
     silent          SubmitRsp 1000                           nothing (a DDM times out)
+    timeout         SubmitRsp 1000, but only after           report Retrieved: it took the
+                    hang_seconds (past the client's timeout)  message, its answer was late
 
     MMS_LOCAL_MMSC_RULES='[{"match": "^1404555", "outcome": "rejected"},
       {"match": ".*", "outcome": "retrieved", "ua_prof": "http://www.apple.com/mms/uaprof.rdf"}]'
@@ -61,6 +63,7 @@ from mmsapi.carrier.mm7 import (
     parse_submit_req,
 )
 from mmsapi.media.guard import NetworkError, post_bytes
+from mmsapi.numbers import ascii_digits, ascii_int
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +83,7 @@ class Outcome(StrEnum):
     REFUSE = "refuse"
     UNAVAILABLE = "unavailable"
     SILENT = "silent"
+    TIMEOUT = "timeout"
 
 
 _REPORTED: Final[dict[Outcome, MMStatus]] = {
@@ -90,6 +94,7 @@ _REPORTED: Final[dict[Outcome, MMStatus]] = {
     Outcome.FORWARDED: MMStatus.FORWARDED,
     Outcome.DEFERRED: MMStatus.DEFERRED,
     Outcome.UNRECOGNISED: MMStatus.UNRECOGNISED,
+    Outcome.TIMEOUT: MMStatus.RETRIEVED,
 }
 
 
@@ -181,6 +186,7 @@ class SimulatedMmsc:
         *,
         report_attempts: int = 4,
         report_retry_interval: float = 1.0,
+        hang_seconds: float = 30.0,
     ) -> None:
         self.data_dir = data_dir
         self.report_url = report_url
@@ -188,6 +194,7 @@ class SimulatedMmsc:
         self.report_delay = report_delay
         self.report_attempts = max(1, report_attempts)
         self.report_retry_interval = report_retry_interval
+        self.hang_seconds = hang_seconds
         self._submissions: list[Submission] = []
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -264,6 +271,8 @@ class SimulatedMmsc:
             return _Answer(500, XML_CONTENT_TYPE, fault)
         message_id = self._accept(submit, body, content_type, authorization, soap_action)
         rsp = build_submit_rsp(submit.transaction_id, 1000, "Success", message_id, version)
+        if rule.outcome is Outcome.TIMEOUT:
+            self._stopping.wait(self.hang_seconds)  # taken, but the answer comes too late
         return _Answer(200, XML_CONTENT_TYPE, rsp)
 
     def _new_id(self) -> str:
@@ -384,13 +393,14 @@ class _MmscHandler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         length = self.headers.get("Content-Length", "")
-        if not length.isdigit():
+        if not ascii_digits(length):
             self._write(_Answer(411, "text/plain", b"Content-Length required\n"))
             return
-        if int(length) > MAX_BODY_BYTES:
+        size = ascii_int(length, 0, MAX_BODY_BYTES)
+        if size is None:
             self._write(_Answer(413, "text/plain", b"Request too large\n"))
             return
-        body = self.rfile.read(int(length))
+        body = self.rfile.read(size)
         mmsc = cast(_MmscServer, self.server).mmsc
         answer = mmsc.handle(
             body,

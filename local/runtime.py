@@ -61,6 +61,8 @@ from local.queues import POLL_WAIT_SECONDS, QueuePoller, QueueSource, queue_sour
 from local.schedules import SchedulePoller, schedules
 from local.stack import TEMPLATE_PATH, Stack, TemplateError, check_order, provision
 from local.streams import StreamPoller, stream_sources
+from mmsapi.numbers import ascii_int
+from mmsapi.redact import RedactingFilter
 
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
@@ -145,7 +147,7 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     text = env.get(name, "")
     if not text:
         return default
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if ascii_int(text, 1, 65535) is None:
         raise StartupError(f"{name}={text!r} is not a port number")
     return int(text)
 
@@ -239,6 +241,9 @@ def setup_logging(log_file: Path) -> IO[str]:
     sys.stderr = cast(TextIO, _Tee(sys.stderr, copy, lock))
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s local: %(message)s"))
+    # Every local log line (requests, the simulated carrier's SMS with its view link) is
+    # redacted like the functions' own: no API key, secret or view token in the output.
+    handler.addFilter(RedactingFilter())
     # The parent of local.runtime, local.functions, local.http_api and local.queues.
     local_log = logging.getLogger("local")
     local_log.addHandler(handler)
@@ -583,8 +588,14 @@ def _install_gate(stack: Stack, gsi_lag_seconds: float) -> Any:
     index reads that lag behind writes."""
     from local.aws_gate import AwsGate
 
+    from local.faults import FaultPlan
+
     gate = AwsGate.for_stack(stack, stack.template, deny=True, gsi_lag_seconds=gsi_lag_seconds)
     gate.install()
+    # MMS_LOCAL_AWS_FAULTS=0.1: that fraction of the functions' AWS calls fail (chaos mode).
+    faults = FaultPlan.from_env(os.environ.get("MMS_LOCAL_AWS_FAULTS", ""))
+    if faults is not None:
+        faults.install()
     return gate
 
 

@@ -13,6 +13,7 @@ import pytest
 from moto import mock_aws
 
 from local.aws_gate import AwsGate, active_gate
+from local.faults import FaultPlan
 from local.functions import by_name_and_arn, describe_functions, function_environment
 from local.stack import Stack, provision
 from local.translate import PARAMETER_SETS, translate
@@ -68,6 +69,11 @@ def _gsi_lag(request: pytest.FixtureRequest) -> float:
     return float(marker.args[0]) if marker is not None else 0.0
 
 
+def _aws_faults(request: pytest.FixtureRequest) -> FaultPlan | None:
+    marker = request.node.get_closest_marker("aws_faults")
+    return FaultPlan(float(marker.args[0]), int(marker.args[1])) if marker is not None else None
+
+
 @pytest.fixture
 def stack(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     """Given an emulated AWS with every resource of template.yaml, behind the IAM gate.
@@ -77,7 +83,9 @@ def stack(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> It
     role does not allow is refused with AWS's AccessDenied and fails the test.
     Tests marked `state_machines_execute` get state machines that really run
     (moto's interpreter); the others only record executions. Tests marked
-    `gsi_lag(seconds)` get index reads that do not see recent writes.
+    `gsi_lag(seconds)` get index reads that do not see recent writes; tests marked
+    `aws_faults(fraction, seed)` get that fraction of the functions' AWS calls failing
+    (local/faults.py: throttles, 5xx, timeouts, through botocore's retries).
     """
     execute = request.node.get_closest_marker("state_machines_execute") is not None
     with mock_aws(config={"stepfunctions": {"execute_state_machine": execute}}):
@@ -86,6 +94,9 @@ def stack(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> It
             built, translate(PARAMETER_SETS["defaults"]), gsi_lag_seconds=_gsi_lag(request)
         )
         gate.install()
+        faults = _aws_faults(request)
+        if faults is not None:
+            faults.install()
         # Every function's environment, as the local runtime merges them.
         for name, value in function_environment(built).items():
             monkeypatch.setenv(name, value)
@@ -100,6 +111,8 @@ def stack(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> It
         try:
             yield built
         finally:
+            if faults is not None:
+                faults.uninstall()
             gate.uninstall()
             _fresh()
             _GATE_TOTALS.update(gate.summary())

@@ -22,6 +22,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mmsapi.observability import logger, metrics, tracer
+from mmsapi.services.adapt import reencode_within
 from mmsapi.services.context import context
 from mmsapi.services.ddm import after_discovery, discover
 from mmsapi.services.deliver import deliver, give_up, retry_delay
@@ -67,8 +68,10 @@ def _step(event: dict[str, Any]) -> dict[str, Any]:
 def handler(
     event: dict[str, Any], lambda_context: LambdaContext
 ) -> PartialItemFailureResponse | dict[str, Any]:
-    if "step" in event:
-        return _step(event)
-    return process_partial_response(
-        event=event, record_handler=_one, processor=processor, context=lambda_context
-    )
+    # Send-time re-encoding stops in time for the send to end within this invocation.
+    with reencode_within(lambda_context.get_remaining_time_in_millis()):
+        if "step" in event:
+            return _step(event)
+        return process_partial_response(
+            event=event, record_handler=_one, processor=processor, context=lambda_context
+        )

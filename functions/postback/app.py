@@ -28,7 +28,7 @@ from mmsapi.services.postback import count_postback, handle_event
 from mmsapi.store.accounts import AccountStore
 
 processor = AsyncBatchProcessor(event_type=EventType.SQS)
-accounts = AccountStore()  # module level: its cache lives across warm invocations
+accounts = AccountStore()  # no cache: each event reads its account as it is now
 
 
 async def record_handler(record: SQSRecord) -> None:

@@ -341,20 +341,25 @@ def test_video_for_a_phone_without_video_does_not_fit(files: Files) -> None:
 def test_a_video_too_big_in_every_rendition_is_re_encoded_to_fit(
     files: Files, tmp_path: Path, stats: adapt.AdaptStats
 ) -> None:
-    # Given a real 2 s video whose stored 3GP is (made to look) too big for a feature phone
-    original = make_media(tmp_path, "h264_aac.mp4").read_bytes()
+    # Given a video whose stored 3GP (a real 2 s video, made to look 400 KB) is too big
+    # for a feature phone, and whose original is a 4K file that must not be read
     media = files.timed(
-        1, MediaKind.VIDEO, {"video/mp4": 900 * KB, "video/3gpp": 400 * KB}, original=original
+        1, MediaKind.VIDEO, {"video/mp4": 900 * KB, "video/3gpp": 400 * KB}, original=b"4K"
     )
+    rendition_3gp = media.renditions[1].key
+    files.data[rendition_3gp] = make_media(tmp_path, "h264_aac.mp4").read_bytes()
     tpl = template([media], texts=["Watch this"])
     # When it is adapted for a feature phone
     message = send(tpl, get_profile("feature_phone"), files)
-    # Then the video was re-encoded from the original into a real 3GP that fits
+    # Then the video was re-encoded into a real 3GP that fits, from the smallest
+    # rendition larger than the budget (the 3GP), never from the original
     video = part(message, "s1-video.3gp")
     assert video[4:8] == b"ftyp"
     assert b"3gp" in video[8:12]
     assert len(video) < 300 * KB
     assert spent(stats)[2] == 1
+    assert files.reads[rendition_3gp] == 1
+    assert files.reads[media.original_key] == 0
 
 
 @pytest.mark.parametrize("profile_id", sorted(PROFILES))

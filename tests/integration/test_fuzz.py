@@ -1,5 +1,6 @@
 """Hostile requests at the front door: every answer is a well-formed XML answer with a
-catalogued code, never E503 (E503 means a bug), and comes within BOUND_SECONDS.
+catalogued code, never E503 (E503 means a bug), within BOUND_SECONDS of CPU and
+WALL_BOUND_SECONDS of wall clock.
 
 Generated requests cover every action in both dialects, with numbers in every Unicode
 digit class, huge values, deep nesting and huge repetition counts. `make test` runs a
@@ -33,9 +34,11 @@ from mmsapi.xml.dialect import ALIASES
 from tests.conftest import Client
 from tests.lambda_context import FakeLambdaContext, load_handler_module
 
-# In-process, one request may take this long at most (the gateway gives 30 s on AWS;
-# the in-process front door has no network but the refused loopback fetch).
+# In-process, one request may cost this much CPU at most (the API function has 29 s on
+# AWS). CPU time, so that the bound holds on a busy machine; the wall-clock bound
+# catches waiting (retries, timeouts), which costs no CPU.
 BOUND_SECONDS: Final = 2.0
+WALL_BOUND_SECONDS: Final = 10.0
 EXAMPLES: Final = int(os.environ.get("MMS_FUZZ_EXAMPLES", "300"))
 SEED: Final = int(os.environ.get("MMS_FUZZ_SEED", "0"))
 
@@ -62,7 +65,8 @@ class Figures:
 
     requests: int = 0
     seconds: float = 0.0
-    slowest: float = 0.0
+    slowest: float = 0.0  # wall clock
+    costliest: float = 0.0  # CPU
     slowest_body: bytes = b""
     codes: Counter[str] = field(default_factory=Counter)
 
@@ -71,6 +75,7 @@ class Figures:
         return (
             f"fuzz: {self.requests} requests in {self.seconds:.1f} s "
             f"({self.requests / max(self.seconds, 1e-9):.0f}/s), slowest {self.slowest:.3f} s "
+            f"(bound {WALL_BOUND_SECONDS} s), most CPU {self.costliest:.3f} s "
             f"(bound {BOUND_SECONDS} s); codes: {codes}"
         )
 
@@ -94,16 +99,18 @@ def check(xml: bytes) -> str:
 
 
 def timed_post(client: Client, body: bytes, figures: Figures | None = None) -> bytes:
-    """The answer to `body`, failing if it took longer than BOUND_SECONDS."""
-    start = time.monotonic()
+    """The answer to `body`, failing if it cost more than the bounds."""
+    start, start_cpu = time.monotonic(), time.process_time()
     xml = client.post(body)
-    elapsed = time.monotonic() - start
+    elapsed, cpu = time.monotonic() - start, time.process_time() - start_cpu
     if figures is not None:
         figures.requests += 1
         figures.seconds += elapsed
+        figures.costliest = max(figures.costliest, cpu)
         if elapsed > figures.slowest:
             figures.slowest, figures.slowest_body = elapsed, body[:300]
-    assert elapsed < BOUND_SECONDS, f"{elapsed:.2f} s for {body[:300]!r}"
+    assert cpu < BOUND_SECONDS, f"{cpu:.2f} s of CPU for {body[:300]!r}"
+    assert elapsed < WALL_BOUND_SECONDS, f"{elapsed:.2f} s for {body[:300]!r}"
     return xml
 
 
@@ -355,6 +362,7 @@ def test_generated_requests(client: Client, pool: Pool, quiet: None) -> None:
     # Given MMS_FUZZ_EXAMPLES generated requests (every action, both dialects)
     figures = Figures()
     kinds: Counter[str] = Counter()
+    failures: list[str] = []
     started = time.monotonic()
     for seed in range(SEED, SEED + EXAMPLES):
         body, kind = generated(pool, seed)
@@ -363,16 +371,23 @@ def test_generated_requests(client: Client, pool: Pool, quiet: None) -> None:
         try:
             xml = timed_post(client, body, figures)
             code = check(xml)
+            if code == "Success" and kind.startswith("send"):
+                accepted_send_is_clean(client, xml)
         except AssertionError as error:
-            raise AssertionError(f"seed {seed} ({kind}): {error}") from None
+            # Go on: a long run reports every failing seed, not just the first.
+            failures.append(f"seed {seed} ({kind}): {str(error)[:600]}")
+            continue
         figures.codes[code] += 1
-        if code == "Success" and kind.startswith("send"):
-            accepted_send_is_clean(client, xml)
     wall = time.monotonic() - started
-    # And every action was tried in both dialects
+    print(  # `make fuzz` runs with -s: these are its figures
+        f"{figures.line()}; wall {wall:.1f} s; failures {len(failures)}; "
+        f"kinds: {dict(sorted(kinds.items()))}",
+        *failures[:20],
+        sep="\n",
+    )
+    assert not failures, "\n".join(failures[:20])
+    # And every action was tried in both dialects, and many outcomes were reached
     assert len(kinds) == 10, kinds
-    with_wall = f"{figures.line()}; wall {wall:.1f} s; kinds: {dict(sorted(kinds.items()))}"
-    print(with_wall)  # `make fuzz` runs with -s: these are its figures
     assert figures.codes["Success"] > 0
     assert len(figures.codes) > 10
 
@@ -472,7 +487,7 @@ def test_hostile_request_is_answered_in_time_without_e503(
     # When it is answered, Then within the bound, with a catalogued code, never E503
     figures = Figures()
     code = answered(client, body, figures)
-    print(f"{case}: {code} in {figures.slowest:.3f} s")
+    print(f"{case}: {code} in {figures.slowest:.3f} s ({figures.costliest:.3f} s CPU)")
 
 
 FUZZ = settings(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from lxml import etree
@@ -10,6 +11,7 @@ from pytest_httpserver import HTTPServer
 
 from local.stack import Stack
 from mmsapi.services.accounts import create_account
+from mmsapi.store import aws
 from tests.conftest import Client
 from tests.integration.helpers import answer, bucket_keys
 from tests.media import photo_jpeg
@@ -152,3 +154,33 @@ def test_legacy_listing_uses_uppercase_names(client: Client) -> None:
 )
 def test_listing_parameters_are_checked(client: Client, fields: str, code: str) -> None:
     assert answer(action(client, "getMMSTemplates", fields))["error-code"] == code
+
+
+def test_a_listing_reads_the_documents_of_its_page_only(client: Client) -> None:
+    # Given twelve templates, and every DynamoDB answer watched
+    ids = [save(client, f"t{i}") for i in range(12)]
+    documents: list[int] = []
+
+    def count_documents(parsed: dict[str, Any], **_: Any) -> None:
+        items = parsed.get("Items", []) + [
+            item for found in parsed.get("Responses", {}).values() for item in found
+        ]
+        documents.append(sum(1 for item in items if "doc" in item))
+
+    events = aws.dynamodb().meta.events
+    events.register("after-call.dynamodb", count_documents)
+    try:
+        # When the second page of three is listed
+        root = etree.fromstring(
+            action(
+                client,
+                "getMMSTemplates",
+                "<page-number>2</page-number><items-per-page>3</items-per-page>",
+            )
+        )
+    finally:
+        events.unregister("after-call.dynamodb", count_documents)
+    # Then the page is right, and only its three documents were read
+    assert root.findtext("total-results") == "12"
+    assert [int(r.findtext("mms-id") or 0) for r in root.findall("mms-template")] == ids[8:5:-1]
+    assert sum(documents) == 3

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from local.stack import Stack
+from mmsapi.carrier import mm7
 from mmsapi.errors import DomainError
 from mmsapi.media.types import MediaKind
 from mmsapi.models import (
@@ -25,10 +26,12 @@ from mmsapi.models import (
     Template,
     TemplateSlide,
     TemplateStatus,
+    utcnow,
 )
 from mmsapi.services import deliver as deliver_module
 from mmsapi.services.context import Context
 from mmsapi.services.ddm import after_discovery
+from mmsapi.services.report import mm7_report
 from mmsapi.services.sweep import settle_send
 from mmsapi.store import aws
 from mmsapi.tracking import parse_tracking_id
@@ -362,11 +365,12 @@ def test_the_sweeper_never_overrides_a_state_reached_meanwhile(
     stale, stale_due = copy.deepcopy(send), client.ctx.sends.settle_by(8012)
     send.status, send.sent_as = SendStatus.DELIVERED, "MMS"
     assert client.ctx.sends.save(send, expected=SendStatus.QUEUED)
-    monkeypatch.setattr(client.ctx.sends, "get", lambda _id: copy.deepcopy(stale))
-    monkeypatch.setattr(client.ctx.sends, "settle_by", lambda _id: stale_due)
-    # When the sweeper settles it from what it read, Then its write is refused
-    assert settle_send(client.ctx, 8012, int(time.time()) + 2 * HOUR) == "changed"
-    monkeypatch.undo()
+    # (a context of its own: undoing the test's monkeypatch would undo the fixtures' too)
+    with monkeypatch.context() as reading_stale:
+        reading_stale.setattr(client.ctx.sends, "get", lambda _id: copy.deepcopy(stale))
+        reading_stale.setattr(client.ctx.sends, "settle_by", lambda _id: stale_due)
+        # When the sweeper settles it from what it read, Then its write is refused
+        assert settle_send(client.ctx, 8012, int(time.time()) + 2 * HOUR) == "changed"
     assert status_of(client.ctx, 8012) is SendStatus.DELIVERED
     assert codes_of(stack, 8012) == []
 
@@ -377,7 +381,96 @@ def test_a_queued_send_given_a_new_deadline_is_not_settled_on_the_old_one(
     send = a_send(client.ctx, client, 8013, 7013, SendStatus.QUEUED)
     old_due = client.ctx.sends.settle_by(8013)
     assert old_due is not None
-    monkeypatch.setattr(client.ctx.sends, "settle_by", lambda _id: old_due - 1)
-    assert settle_send(client.ctx, 8013, old_due + 1) == "changed"
-    monkeypatch.undo()
+    with monkeypatch.context() as reading_stale:
+        reading_stale.setattr(client.ctx.sends, "settle_by", lambda _id: old_due - 1)
+        assert settle_send(client.ctx, 8013, old_due + 1) == "changed"
     assert status_of(client.ctx, 8013) is send.status
+
+
+def sent_send(ctx: Context, client: Client, send_id: int, sent_as: str = "MMS") -> Send:
+    """A send the carrier (or the SMS gateway) accepted, as delivery saves it."""
+    send = a_send(ctx, client, send_id, 7100, SendStatus.QUEUED)
+    send.status, send.sent_as, send.carrier_message_id = SendStatus.SENT, sent_as, f"mid-{send_id}"
+    assert ctx.sends.save(send, expected=SendStatus.QUEUED, carrier_message=True)
+    return send
+
+
+def late_report(ctx: Context, send: Send) -> None:
+    body, content_type = mm7.build_delivery_report_req(
+        transaction_id="late-1",
+        message_id=send.carrier_message_id,
+        recipient=send.to,
+        sender=send.sender,
+        mm_status=mm7.MMStatus.RETRIEVED,
+        date=utcnow(),
+    )
+    mm7_report(ctx, body, content_type)
+
+
+def test_a_sent_send_whose_report_never_comes_expires_with_e102(
+    client: Client, stack: Stack
+) -> None:
+    from mmsapi.settings import get_settings
+
+    # Given an MMS the carrier accepted, whose delivery report never comes
+    sent_send(client.ctx, client, 8020)
+    wait = get_settings().report_wait_days * 24 * HOUR
+    # When the sweeper runs before the report wait is over, Then the send is left alone
+    assert sweep_at(int(time.time()) + wait - HOUR) == {}
+    assert status_of(client.ctx, 8020) is SendStatus.SENT
+    assert codes_of(stack, 8020) == []
+    # When it runs after, Then the send ends with E102 "Message Sent/Expired"
+    assert sweep_at(int(time.time()) + wait + HOUR) == {"send failed": 1}
+    assert status_of(client.ctx, 8020) is SendStatus.FAILED
+    [final] = [d for d in told(stack).values() if d["code"] == "E102"]
+    assert final["fields"]["status"] == "Message Sent/Expired"
+    assert "no delivery report" in final["fields"]["status-details"]
+    assert_every_message_ended(client.ctx, stack)
+
+
+def test_a_fallback_sms_whose_report_never_comes_expires_with_e202(
+    client: Client, stack: Stack
+) -> None:
+    sent_send(client.ctx, client, 8021, sent_as="SMS")
+    assert sweep_at(int(time.time()) + 4 * 24 * HOUR) == {"send failed": 1}
+    assert codes_of(stack, 8021) == ["E202"]
+
+
+def test_a_report_later_than_the_sweep_is_ignored(client: Client, stack: Stack) -> None:
+    # Given a sent send that the sweeper ended as expired
+    send = sent_send(client.ctx, client, 8022)
+    assert sweep_at(int(time.time()) + 4 * 24 * HOUR) == {"send failed": 1}
+    assert codes_of(stack, 8022) == ["E102"]
+    # When its delivery report arrives after all
+    late_report(client.ctx, send)
+    # Then it changes nothing: no second final postback
+    assert status_of(client.ctx, 8022) is SendStatus.FAILED
+    assert codes_of(stack, 8022) == ["E102"]
+
+
+def test_a_report_arriving_while_the_sweeper_looks_wins(
+    client: Client, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an overdue sent send whose report arrives while the sweeper reads it
+    send = sent_send(client.ctx, client, 8023)
+    stale, stale_due = copy.deepcopy(send), client.ctx.sends.settle_by(8023)
+    assert stale_due is not None
+    late_report(client.ctx, send)
+    with monkeypatch.context() as reading_stale:
+        reading_stale.setattr(client.ctx.sends, "get", lambda _id: copy.deepcopy(stale))
+        reading_stale.setattr(client.ctx.sends, "settle_by", lambda _id: stale_due)
+        # When the sweeper settles it from what it read, Then its write is refused
+        assert settle_send(client.ctx, 8023, stale_due + 1) == "changed"
+    # And the report's N102 is the one final postback
+    assert status_of(client.ctx, 8023) is SendStatus.DELIVERED
+    assert codes_of(stack, 8023) == ["N102"]
+
+
+def test_the_dead_letter_consumer_leaves_a_sent_send_to_its_report(
+    client: Client, stack: Stack
+) -> None:
+    # A duplicate queue message of a send already sent, dead-lettered: not an E999
+    sent_send(client.ctx, client, 8024)
+    assert settle_send(client.ctx, 8024, int(time.time()), given_up_by="queue") == "not its own"
+    assert status_of(client.ctx, 8024) is SendStatus.SENT
+    assert codes_of(stack, 8024) == []

@@ -83,8 +83,8 @@ def test_provision_creates_every_table_with_the_store_keys_and_indexes(
     assert accounts["KeySchema"] == [{"AttributeName": "account_id", "KeyType": "HASH"}]
     assert templates["KeySchema"] == [{"AttributeName": "mms_id", "KeyType": "HASH"}]
     assert {"AttributeName": "mms_id", "AttributeType": "N"} in templates["AttributeDefinitions"]
-    (by_account,) = templates["GlobalSecondaryIndexes"]
-    assert by_account["IndexName"] == ACCOUNT_INDEX
+    indexes = {i["IndexName"]: i for i in templates["GlobalSecondaryIndexes"]}
+    by_account = indexes[ACCOUNT_INDEX]
     assert by_account["KeySchema"] == [
         {"AttributeName": "account_id", "KeyType": "HASH"},
         {"AttributeName": "created_key", "KeyType": "RANGE"},

@@ -1,11 +1,17 @@
 """When each message must have reached its end: the `settle_by` of every non-final record.
 
-A send (waiting, queued, submitting, discovering) and a template (encoding) carry
+A send (waiting, queued, submitting, discovering, sent) and a template (encoding) carry
 `settle_by`, the epoch second after which no legitimate step can still be running
 for them, and `sweep_shard`, the partition of the sparse index `by-settle-by` that
 the sweeper reads (services/sweep.py). A final record has neither, so the index holds
 only what is still under way. The partition is sharded so that a busy sending stack
 does not write one hot GSI partition (GSI throttling slows the base table too).
+
+A sent send waits for its delivery report: carriers may never send one (a report lost,
+a handset that never comes back), so after settings.report_wait_days it is ended as
+expired (E102, or E202 for a fallback SMS). The carrier messages lookup item lives
+longer (carrier_message_days), so a report can still find its send, and is then
+ignored because the send is final.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ MARGIN_SECONDS: Final = 600
 # retries of its two steps (5+10+20 s, then 30+60+120+240+480 s).
 ENCODE_TIMEOUT_SECONDS: Final = 3600
 DDM_RETRY_SECONDS: Final = 35 + 930 + 2 * 150
-SEND_FINAL: Final = frozenset({SendStatus.SENT, SendStatus.DELIVERED, SendStatus.FAILED})
+DAY_SECONDS: Final = 86_400
+SEND_FINAL: Final = frozenset({SendStatus.DELIVERED, SendStatus.FAILED})
 
 
 def queued_seconds() -> int:
@@ -49,7 +56,14 @@ def send_budget(send: Send) -> int | None:
         case SendStatus.DISCOVERING:
             minutes = send.ddm.timeout_minutes if send.ddm else 0
             return minutes * 60 + DDM_RETRY_SECONDS + MARGIN_SECONDS
+        case SendStatus.SENT:
+            return report_wait_seconds()
     return None
+
+
+def report_wait_seconds() -> int:
+    """How long a sent send waits for its delivery report before it expires."""
+    return get_settings().report_wait_days * DAY_SECONDS
 
 
 def template_budget(template: Template) -> int | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Final
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,6 +39,34 @@ def _mib(n: float) -> int:
     return int(n * 1024 * 1024)
 
 
+# The default file caps per kind, which are also the most an account may be given: the
+# benchmarks measure the functions at these sizes (benchmarks/hostile_inputs.py).
+DEFAULT_CAPS: Final[dict[MediaKind, int]] = {
+    MediaKind.IMAGE: _mib(25),
+    MediaKind.AUDIO: _mib(40),
+    MediaKind.VIDEO: _mib(200),
+    MediaKind.TEXT: 64 * 1024,
+    MediaKind.VCARD: _mib(1),
+    MediaKind.ICAL: _mib(1),
+    MediaKind.PDF: _mib(10),
+    MediaKind.PASSBOOK: _mib(10),
+}
+# The most an operator may set each other limit to (services/accounts.check_limits):
+# slides and text keep the largest template item well below DynamoDB's 400 KB
+# (tests/integration/test_template_item_bound.py); rendition budgets keep what delivery
+# loads and re-encodes small; media seconds are the spec's 30 s slide.
+LIMIT_CEILINGS: Final[dict[str, int]] = {
+    "max_slides": 10,  # the spec's 8 by default; its 001 mentions 9
+    "max_text_chars": 5000,  # API-NOTES §3
+    "max_subject_chars": 500,
+    "image_budget_bytes": _mib(2),
+    "image_max_dimension": 4096,
+    "video_budget_bytes": _mib(5),
+    "audio_budget_bytes": _mib(5),
+    "max_media_seconds": 30,
+}
+
+
 class Limits(BaseModel):
     """Per-account limits. Defaults accept what phones and marketing tools produce
     today (multi-MB photos, short HD video): such media is adapted down, not refused."""
@@ -45,18 +74,7 @@ class Limits(BaseModel):
     max_slides: int = 8
     max_text_chars: int = 5000
     max_subject_chars: int = 80
-    max_bytes: dict[MediaKind, int] = Field(
-        default_factory=lambda: {
-            MediaKind.IMAGE: _mib(25),
-            MediaKind.AUDIO: _mib(40),
-            MediaKind.VIDEO: _mib(200),
-            MediaKind.TEXT: 64 * 1024,
-            MediaKind.VCARD: _mib(1),
-            MediaKind.ICAL: _mib(1),
-            MediaKind.PDF: _mib(10),
-            MediaKind.PASSBOOK: _mib(10),
-        }
-    )
+    max_bytes: dict[MediaKind, int] = Field(default_factory=lambda: dict(DEFAULT_CAPS))
     # Stored image renditions are fitted into this many bytes at save time.
     image_budget_bytes: int = 600 * 1024
     image_max_dimension: int = 1600

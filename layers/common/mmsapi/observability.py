@@ -2,8 +2,10 @@
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 
+from mmsapi.redact import RedactingFormatter
 from mmsapi.settings import get_settings
 
-logger = Logger()
+# Every line redacted as a whole: no API key, secret or view token reaches the logs.
+logger = Logger(logger_formatter=RedactingFormatter())
 tracer = Tracer()
 metrics = Metrics(namespace=get_settings().metrics_namespace)

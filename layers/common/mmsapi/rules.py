@@ -9,13 +9,16 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from mmsapi.errors import ApiError
-from mmsapi.media.types import OBJECT_KINDS, MediaKind
+from mmsapi.media.types import KIND_FACTS, OBJECT_KINDS, MediaKind
 from mmsapi.models import Limits, MediaRef, SaveRequest
 from mmsapi.numbers import ascii_int
-from mmsapi.text import clean_subject
+from mmsapi.text import MAX_FALLBACK_CHARS, clean_subject
 
 MAX_CLIENT_REFERENCE: Final = 64
 MAX_NAME: Final = 255
+# A media URL is stored with its template: longer ones are refused like any URL refused
+# for its text, E351..E358 (the template item stays far below DynamoDB's 400 KB).
+MAX_MEDIA_URL: Final = 1024
 DEFAULT_DURATION: Final = 10
 DURATION_RANGE: Final = range(1, 31)
 YES_NO: Final = {"yes": True, "no": False, "": False}
@@ -61,6 +64,8 @@ def client_reference(raw: str | None) -> str:
 
 def _subject_and_fallback(req: SaveRequest, limits: Limits, fallback_disabled: bool) -> str:
     fallback = (req.fallback_sms_text or "").strip()
+    if len(fallback) > MAX_FALLBACK_CHARS:  # one SMS with its link (text.py)
+        raise ApiError("E100", detail=f"fallback-sms-text is over {MAX_FALLBACK_CHARS} characters")
     if req.subject:
         subject = clean_subject(req.subject, limits.max_subject_chars)
         if not subject and not fallback:
@@ -91,6 +96,10 @@ def _slide(
         raise ApiError("E226")
     if {MediaKind.IMAGE, MediaKind.VIDEO} <= kinds:
         raise ApiError("E227")
+    for ref in kept.values():
+        if len(ref.url.strip()) > MAX_MEDIA_URL:
+            detail = f"the URL is longer than {MAX_MEDIA_URL} characters"
+            raise ApiError(KIND_FACTS[ref.kind].not_copied, x=spec_number, detail=detail)
     if text is not None and len(text) > limits.max_text_chars:
         raise ApiError("E228", x=limits.max_text_chars, detail=f"slide {spec_number}")
     return ValidSlide(

@@ -47,7 +47,6 @@ class Settings(BaseSettings):
 
     # Front door.
     max_request_bytes: int = 1_048_576
-    account_cache_seconds: float = 30.0
 
     # Media fetching (API-NOTES §4). Loopback is allowed only by the local runtime.
     allow_loopback_media: bool = False
@@ -76,6 +75,9 @@ class Settings(BaseSettings):
     carrier_provisioned: bool = False
     # Delivery reports for a message are matched for this long (the lookup item's TTL).
     carrier_message_days: int = 30
+    # A send sent (MM7 or SMS accepted) whose report never comes ends after this many
+    # days with E102/E202 "Message Sent/Expired" (services/sweep.py).
+    report_wait_days: int = 3
     mm7_username: str = ""
     mm7_password: str = ""
     mm7_version: str = "6.8.0"

@@ -10,6 +10,18 @@ _GSM_EXTRA: Final = frozenset("ΔΦΓΛΩΠΨΣΘΞ€")
 
 MERGE_TAG: Final = re.compile(r"\{\$([A-Za-z0-9_.-]+)(?:\|([^{}]*))?\}")
 
+# Documented size limits of what a send carries (checked at the API, services/send.py):
+# together they keep a send's DynamoDB item far below 400 KB (tests/integration/
+# test_merge_limits.py computes the bound), and a filled text can never outgrow them.
+MAX_DATA_ENTRIES: Final = 20  # merge values of one send (E100)
+MAX_DATA_NAME_CHARS: Final = 64  # a merge tag name (E100)
+MAX_DATA_VALUE_CHARS: Final = 1000  # one merge value (E100)
+MAX_SUBJECT_SOURCE_CHARS: Final = 500  # custom-subject, before and after filling (E314)
+MAX_FALLBACK_CHARS: Final = 1400  # fallback-sms-text: plus its link, within one 1600-char SMS
+# What filling may build at most, whatever was stored: a slide's filled text is refused
+# at the API beyond the account's text limit (E228, 5,000 by default).
+MAX_FILLED_CHARS: Final = 20_000
+
 
 def _carried(ch: str) -> bool:
     code = ord(ch)
@@ -34,11 +46,35 @@ def merge_tags(*texts: str | None) -> list[str]:
     return list(seen)
 
 
-def fill_merge_tags(text: str, data: dict[str, str]) -> str:
-    """Replace `{$name|default}` with data[name] (names case-insensitive), else the default."""
+def filled_length(text: str, data: dict[str, str]) -> int:
+    """The length of fill_merge_tags(text, data), computed without building it."""
     lowered = {k.lower(): v for k, v in data.items()}
+    length = len(text)
+    for match in MERGE_TAG.finditer(text):
+        fill = lowered.get(match.group(1).lower(), match.group(2) or "")
+        length += len(fill) - len(match.group(0))
+    return length
 
-    def value(match: re.Match[str]) -> str:
-        return lowered.get(match.group(1).lower(), match.group(2) or "")
 
-    return MERGE_TAG.sub(value, text)
+def fill_merge_tags(text: str, data: dict[str, str], limit: int = MAX_FILLED_CHARS) -> str:
+    """Replace `{$name|default}` with data[name] (names case-insensitive), else the default.
+
+    At most `limit` characters come back: filling stops there, so 2,000 tags of a long
+    value never build more than the limit (the API refuses such sends; this bounds the
+    ones stored before it did).
+    """
+    lowered = {k.lower(): v for k, v in data.items()}
+    parts: list[str] = []
+    size, pos = 0, 0
+    for match in MERGE_TAG.finditer(text):
+        for piece in (
+            text[pos : match.start()],
+            lowered.get(match.group(1).lower(), match.group(2) or ""),
+        ):
+            parts.append(piece[: limit - size])
+            size += len(parts[-1])
+        pos = match.end()
+        if size >= limit:
+            return "".join(parts)
+    parts.append(text[pos:][: limit - size])
+    return "".join(parts)

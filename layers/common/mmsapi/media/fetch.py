@@ -16,7 +16,11 @@ The rules, in the order they are applied:
 
 Errors are ApiError with the element kind's codes (KIND_FACTS): `.too_big`
 (E331..E338) for size, `.not_copied` (E351..E358) for everything network- or
-protocol-related, with the reason in `detail`; E229/E629 for content types.
+protocol-related, E229/E629 for content types. The client reads the documented text
+and nothing of the network: a refused connection, a timeout, a reset, an HTTP 404 or
+a chunked body all answer the same E35x, with no detail (a reason would turn the
+fetcher into a port scanner). Only a URL refused for its text alone (scheme,
+credentials, host) says why. The reason goes to the log, with the URL's host only.
 
 The body is returned as `bytes` in memory (the caps keep it bounded; the save
 service uploads it and hands images to Pillow), unless the caller gives a `spill`
@@ -28,6 +32,8 @@ streams them to S3), and only its first bytes are kept, for sniffing.
 from __future__ import annotations
 
 import codecs
+import contextlib
+import ipaddress
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,7 +41,14 @@ from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
 from mmsapi.errors import ApiError
-from mmsapi.media.guard import BodyTooLargeError, GuardedResponse, NetworkError, guarded_request
+from mmsapi.media.guard import (
+    BodyTooLargeError,
+    GuardError,
+    NetworkError,
+    check_address,
+    guarded_request,
+    parse_target,
+)
 from mmsapi.media.types import (
     EXTENSIONS,
     KIND_FACTS,
@@ -45,6 +58,7 @@ from mmsapi.media.types import (
     classify,
     url_extension,
 )
+from mmsapi.observability import logger
 from mmsapi.settings import Settings, get_settings
 
 # Bytes kept of a streamed file: every sniffer below looks at the first KiB at most.
@@ -93,17 +107,54 @@ def fetch_media(
     settings = settings or get_settings()
     facts = KIND_FACTS[kind]
     stripped = strip_query(url)
+    try:
+        _check_url(stripped, settings)
+    except GuardError as exc:
+        # Decided from the URL's text alone: telling why reveals nothing of the network.
+        raise ApiError(facts.not_copied, x=slide, detail=exc.reason) from exc
     if deadline is None:
         deadline = time.monotonic() + settings.fetch_total_timeout
     try:
         return _fetch(stripped, kind, max_bytes, settings, deadline, spill)
     except BodyTooLargeError as exc:
-        raise ApiError(facts.too_big, x=slide, detail=exc.reason) from exc
+        _log_failure(stripped, kind, slide, exc.reason)
+        raise ApiError(facts.too_big, x=slide, detail=f"the limit is {max_bytes} bytes") from exc
     except NetworkError as exc:
-        raise ApiError(facts.not_copied, x=slide, detail=exc.reason) from exc
+        _log_failure(stripped, kind, slide, exc.reason)
+        raise ApiError(facts.not_copied, x=slide) from exc
     except ContentTypeError as exc:
-        # E229/E629 texts carry no slide number: name it in the detail.
-        raise ApiError(exc.code, x=slide, detail=f"slide {slide}: {exc.reason}") from exc
+        _log_failure(stripped, kind, slide, exc.reason)
+        # E229/E629 texts carry no slide number: name it in the detail, not the served type.
+        raise ApiError(
+            exc.code, x=slide, detail=f"slide {slide}: {_TYPE_REFUSED[exc.code]}"
+        ) from exc
+
+
+_TYPE_REFUSED: Final = {
+    "E229": "the file's type is not allowed for this element",
+    "E629": "the file's type is not recognised",
+}
+
+
+def _check_url(url: str, settings: Settings) -> None:
+    """GuardError when the URL is refused for its text: not absolute http(s), no host,
+    credentials, an invalid host name, a literal address that may not be contacted."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise GuardError("the URL must be absolute http or https")
+    host = parse_target(url).host
+    with contextlib.suppress(ValueError):  # a name: what it resolves to is not told
+        literal = ipaddress.ip_address(host)
+        check_address(literal, allow_loopback=settings.allow_loopback_media)
+
+
+def _log_failure(url: str, kind: MediaKind, slide: int, reason: str) -> None:
+    # The host, not the URL: a path or query string may hold the customer's tokens.
+    host = urlsplit(url).hostname or "?"
+    logger.warning(
+        "media fetch failed",
+        extra={"slide": slide, "kind": kind.value, "host": host, "reason": reason},
+    )
 
 
 def _type_path(url: str, final_url: str) -> str:
@@ -124,9 +175,6 @@ def _fetch(
     deadline: float,
     spill: Spill | None,
 ) -> FetchedMedia:
-    parts = urlsplit(url)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
-        raise NetworkError("the URL must be absolute http or https")
     with guarded_request(
         "GET",
         url,
@@ -157,9 +205,9 @@ def _fetch(
         key: str | None = None
         if spill is not None and declared > settings.stream_over_bytes:
             sniffed = _Head()
-            chunks = _body_chunks(response, declared, settings.stream_part_bytes)
+            chunks = response.iter_body(settings.stream_part_bytes, max_bytes)
             key = spill(content_type, sniffed.watch(chunks))
-            head, size = sniffed.data, declared  # _body_chunks checked the length
+            head, size = sniffed.data, declared  # iter_body checked the length
         else:
             data = response.read_body(max_bytes)
             head, size = data[:HEAD_BYTES], len(data)
@@ -188,30 +236,6 @@ class _Head:
                 self.data += chunk[: HEAD_BYTES - len(self.data)]
             yield chunk
             del chunk  # not held while the next part is read
-
-
-def _body_chunks(response: GuardedResponse, declared: int, part_bytes: int) -> Iterator[bytes]:
-    """The declared body in parts of part_bytes (the last one shorter), with read_body's
-    checks: a body ending early or going beyond its Content-Length fails.
-
-    The guard's response only reads whole bodies, so this reads its stream the way
-    read_body does (under the same watchdog), part by part.
-    """
-    fp = response._raw.fp
-    left = declared
-    try:
-        while left:
-            part = fp.read(min(part_bytes, left))
-            if not part:
-                got = declared - left
-                raise response._failure(f"body ended after {got} of {declared} declared bytes")
-            left -= len(part)
-            yield part
-            del part  # not held while the next part is read
-        if response._excess_pending(fp):
-            raise response._failure(f"server sent more than the {declared} bytes it declared")
-    except (OSError, ValueError) as exc:
-        raise response._failure(f"reading the body failed: {exc}") from exc
 
 
 # ---- sniffing ----------------------------------------------------------------

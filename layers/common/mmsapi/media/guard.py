@@ -26,7 +26,9 @@ request is allowed only to global unicast addresses. The rules:
   a server dripping bytes cannot hold a request beyond it.
 
 Failures raise `NetworkError` (transport) or its subclass `GuardError` (the
-request was refused by policy); both carry a human-readable `reason`.
+request was refused by policy); both carry a human-readable `reason` for the
+operator's log. A reason holds network details (addresses, ports, what the server
+answered): it is never shown to a client, who would learn what listens where.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Final, Self
@@ -430,6 +432,37 @@ class GuardedResponse:
         except (OSError, ValueError, http.client.HTTPException) as exc:
             raise self._failure(f"reading the body failed: {_describe(exc)}") from exc
 
+    def iter_body(self, part_bytes: int, max_bytes: int | None = None) -> Iterator[bytes]:
+        """The declared body in parts of at most part_bytes (a streamed upload), with
+        read_body's checks: BodyTooLargeError when Content-Length exceeds max_bytes,
+        NetworkError when the body ends early or goes beyond its Content-Length. A body
+        without a Content-Length (or chunked) is refused: it has no bound to check.
+
+        One part is held at a time; the watchdog's deadline covers every read.
+        """
+        declared = self.content_length
+        if declared is None or self._raw.chunked:
+            raise NetworkError("no Content-Length: the body cannot be read in parts")
+        if max_bytes is not None and declared > max_bytes:
+            raise BodyTooLargeError(f"Content-Length {declared} exceeds the limit of {max_bytes}")
+        fp = self._raw.fp
+        left = declared
+        try:
+            while left:
+                part = fp.read(min(part_bytes, left))
+                if not part:
+                    got = declared - left
+                    raise self._failure(f"body ended after {got} of {declared} declared bytes")
+                left -= len(part)
+                yield part
+                del part  # not held while the next part is read
+            if self._excess_pending(fp):
+                raise self._failure(f"server sent more than the {declared} bytes it declared")
+        except NetworkError:
+            raise
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            raise self._failure(f"reading the body failed: {_describe(exc)}") from exc
+
     def _read_to_end(self, max_bytes: int) -> bytes:
         chunks: list[bytes] = []
         total = 0
@@ -606,7 +639,9 @@ def guarded_request(
             method, body = "GET", None
             extra = {k: v for k, v in extra.items() if k.lower() != "content-type"}
     if max_redirects == 0:
-        raise GuardError(f"HTTP {response.status} redirect to {location!r} not followed")
+        # The target's host only: its query string may hold a token.
+        shown = urlsplit(urljoin(current, (location or "").strip())).hostname or "?"
+        raise GuardError(f"HTTP {response.status} redirect to {shown} not followed")
     raise GuardError(f"too many redirects (more than {max_redirects})")
 
 

@@ -29,13 +29,23 @@ from typing import Final
 
 from PIL import Image, ImageChops, ImageCms, UnidentifiedImageError
 
-# A small file can claim a huge canvas (decompression bomb): refuse it before
-# Pillow allocates it. 60 MP is well above any phone camera.
+# Pillow has no bound of its own on what a small file may cost to decode, so every
+# image is measured from its headers (O(bytes), no pixel decoded) and refused with
+# E341 when decoding it could cost more than these (benchmarks/hostile_inputs.py):
+# A small file can claim a huge canvas (decompression bomb). 60 MP is above any phone
+# camera; a JPEG that large is decoded at 1/2..1/8 scale (libjpeg's draft mode).
 MAX_PIXELS: Final = 60_000_000
-# The same guard for animations, over all frames: decoded frames are kept in
-# memory, so this bounds it (~300 MB of RGB).
-MAX_ANIMATION_PIXELS: Final = 100_000_000
-MAX_FRAMES: Final = 1_000
+# What is decoded at full size (PNG, GIF, WebP, JPEG after draft scaling): ~13 bytes
+# a pixel at the peak for RGBA, so 40 MP peaks near 550 MB.
+MAX_DECODED_PIXELS: Final = 40_000_000
+# libjpeg walks every block of the picture once per progressive scan, and an empty
+# scan is a few bytes: the cost is scans × pixels, whatever the file size.
+MAX_JPEG_SCANS: Final = 100
+MAX_SCAN_PIXELS: Final = 1_500_000_000  # 25 scans of 60 MP; photos have ≤ 12 scans
+# Animations, over all frames: each frame is composited onto the whole canvas and
+# every decoded frame is kept in memory while the animation is fitted.
+MAX_ANIMATION_PIXELS: Final = 40_000_000
+MAX_FRAMES: Final = 500
 
 MAX_QUALITY: Final = 90  # above this JPEG grows fast for no visible gain
 MIN_QUALITY: Final = 35  # below this, fewer pixels look better than more blocking
@@ -199,25 +209,73 @@ def _decode(data: bytes, max_dimension: int) -> _Source:
         raise CorruptImage("the file is empty")
     try:
         with Image.open(io.BytesIO(data), formats=_INPUT_FORMATS) as img:
-            _refuse_bombs(img)
+            original = img.size
+            _refuse_bombs(img, data)
+            if img.format == "JPEG":
+                _draft(img, max_dimension)
+            _refuse_full_decode(img)
             if img.format == "PNG":
                 _verify_png(data)
-            return _read(img, max_dimension)
+            return _read(img, original, max_dimension)
     except UnidentifiedImageError as exc:
         raise CorruptImage("not a JPEG, PNG, GIF or WebP image") from exc
     except _DECODE_ERRORS as exc:
         raise CorruptImage(f"the image does not decode: {exc}") from exc
 
 
-def _refuse_bombs(img: Image.Image) -> None:
+def _refuse_bombs(img: Image.Image, data: bytes) -> None:
+    """What the headers say decoding would cost; nothing is decoded here."""
     width, height = img.size
     if width <= 0 or height <= 0:
         raise CorruptImage(f"the image has no pixels ({width}x{height})")
     if width * height > MAX_PIXELS:
         raise CorruptImage(f"{width}x{height} is over the {MAX_PIXELS} pixel limit")
-    frames = _frame_count(img)
-    if frames > MAX_FRAMES or frames * width * height > MAX_ANIMATION_PIXELS:
+    if img.format == "JPEG":
+        scans = jpeg_scans(data)
+        if scans > MAX_JPEG_SCANS or scans * width * height > MAX_SCAN_PIXELS:
+            raise CorruptImage(f"{scans} scans of {width}x{height} are over the JPEG scan limit")
+    frames = _frame_count(img)  # GIF: walks the blocks, decodes none; APNG, WebP: headers
+    if frames > 1 and (frames > MAX_FRAMES or frames * width * height > MAX_ANIMATION_PIXELS):
         raise CorruptImage(f"{frames} frames of {width}x{height} are over the animation limit")
+
+
+def _refuse_full_decode(img: Image.Image) -> None:
+    width, height = img.size  # after draft scaling
+    if width * height > MAX_DECODED_PIXELS:
+        raise CorruptImage(
+            f"{width}x{height} is over the {MAX_DECODED_PIXELS} pixel decoding limit"
+        )
+
+
+def jpeg_scans(data: bytes) -> int:
+    """The scans (SOS markers) of a JPEG's first picture, counted without decoding.
+
+    Header segments are skipped by their lengths up to the first SOS; from there,
+    entropy-coded data never holds 0xFF followed by anything but 0x00 or a restart
+    marker, so every FF DA up to the EOI is a scan (counted in C: O(bytes)).
+    """
+    pos = 2
+    while pos + 4 <= len(data) and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xDA:
+            end = data.find(b"\xff\xd9", pos)
+            return data.count(b"\xff\xda", pos, end if end >= 0 else len(data))
+        if marker == 0xFF:  # fill byte
+            pos += 1
+        elif 0xD0 <= marker <= 0xD9 or marker == 0x01:  # markers without a length
+            pos += 2
+        else:
+            pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return 0  # no scan at all: Pillow will say it does not decode
+
+
+def _draft(img: Image.Image, max_dimension: int) -> None:
+    original = img.size
+    if max(original) > max_dimension:
+        # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: far faster on camera photos. It
+        # keeps twice the target size, so the final LANCZOS step still has detail to use.
+        scale = 2 * max_dimension / max(original)
+        img.draft(None, (math.ceil(original[0] * scale), math.ceil(original[1] * scale)))
 
 
 def _frame_count(img: Image.Image) -> int:
@@ -233,13 +291,7 @@ def _verify_png(data: bytes) -> None:
         img.verify()
 
 
-def _read(img: Image.Image, max_dimension: int) -> _Source:
-    original = img.size
-    if img.format == "JPEG" and max(original) > max_dimension:
-        # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: far faster on camera photos. It
-        # keeps twice the target size, so the final LANCZOS step still has detail to use.
-        scale = 2 * max_dimension / max(original)
-        img.draft(None, (math.ceil(original[0] * scale), math.ceil(original[1] * scale)))
+def _read(img: Image.Image, original: tuple[int, int], max_dimension: int) -> _Source:
     img.load()
     loop = img.info.get("loop")  # read before seeking: later frames may not carry it
     orientation = _orientation(img)
@@ -868,4 +920,4 @@ def _animation(data: bytes, passes: int) -> AdaptedImage:
     return AdaptedImage(data, "image/gif", width, height, frames, passes)
 
 
-__all__ = ["AdaptedImage", "CorruptImage", "adapt_image"]
+__all__ = ["AdaptedImage", "CorruptImage", "adapt_image", "jpeg_scans"]

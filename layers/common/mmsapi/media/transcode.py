@@ -175,14 +175,16 @@ def transcode_video(
     budget_bytes: int,
     max_seconds: float,
     budget_3gp_bytes: int | None = None,
+    seconds: float = ENCODE_SECONDS,
 ) -> tuple[float, list[Rendition]]:
     """Encode a video into MP4 (within budget_bytes) and 3GP (within budget_3gp_bytes,
     by default the share of budget_bytes that VIDEO_3GP_BUDGET_BYTES is of VIDEO_BUDGET_BYTES).
 
     Returns the source's duration after clipping to max_seconds and the
-    renditions, MP4 first. Raises TranscodeError.
+    renditions, MP4 first. Raises TranscodeError, also when every ffmpeg run together
+    would take more than `seconds` (at most ENCODE_SECONDS; send time passes less).
     """
-    deadline = _Deadline(ENCODE_SECONDS)
+    deadline = _Deadline(min(seconds, ENCODE_SECONDS))
     info = probe(source, deadline.left())
     video = _require(info.first("video"), "the file has no video stream")
     _check_picture(video)

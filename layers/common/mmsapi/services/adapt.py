@@ -9,7 +9,10 @@ dropping content, the cheapest loss first:
 
 1. images share what the other parts leave, down to IMAGE_FLOOR_BYTES each;
 2. videos take their smaller rendition (3GP), then audio its smaller one (AMR);
-3. videos are re-encoded into what is left (seconds of ffmpeg: after the cheap steps);
+3. videos are re-encoded into what is left (seconds of ffmpeg: after the cheap steps),
+   from the smallest stored rendition still larger than that (never the original, up
+   to 200 MiB of 4K), streamed to a file, and stopped in time for the send to finish
+   within its invocation (`reencode_within`): past that, the next steps go on;
 4. objects go as links instead of binary parts, largest first;
 5. images go down to IMAGE_MIN_BYTES.
 
@@ -23,16 +26,25 @@ texts and links are added on every call. A cache hit encodes nothing.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+from mmsapi.budget import Budget
 from mmsapi.carrier.message import HandsetProfile, MessagePart, OutgoingMessage, SlidePlan
 from mmsapi.carrier.profiles import BINARY_OBJECTS
 from mmsapi.media.ffmpeg import FfmpegNotFoundError, TranscodeError
 from mmsapi.media.images import CorruptImage, adapt_image
-from mmsapi.media.transcode import MAX_SECONDS, VIDEO_3GP_BUDGET_BYTES, transcode_video
+from mmsapi.media.transcode import (
+    ENCODE_SECONDS,
+    MAX_SECONDS,
+    VIDEO_3GP_BUDGET_BYTES,
+    transcode_video,
+)
 from mmsapi.media.types import OBJECT_KINDS, STORED_EXTENSION, TIMED_KINDS, MediaKind
 from mmsapi.models import StoredMedia, Template
 from mmsapi.observability import logger
@@ -43,6 +55,7 @@ from mmsapi.services.rendition_cache import (
     RenditionCache,
     S3RenditionCache,
 )
+from mmsapi.settings import get_settings
 
 __all__ = [
     "Adapted",
@@ -52,6 +65,7 @@ __all__ = [
     "RenditionCache",
     "S3RenditionCache",
     "adapt_message",
+    "reencode_within",
 ]
 
 AIR_FACTOR: Final = 1.37  # base64 on the air...
@@ -63,9 +77,30 @@ IMAGE_MIN_BYTES: Final = 3 * 1024  # the last resort: a thumbnail still shows th
 TEXT_RESERVE: Final = 2 * 1024
 MIN_REENCODE_BYTES: Final = 8 * 1024  # no video is worth sending below this
 TEXT_TYPE: Final = "text/plain; charset=utf-8"
+# After re-encoding, the send still submits to the MMSC (up to settings.mm7_timeout) or
+# sends its fallback SMS, and writes its outcome: this much more is kept for that.
+SEND_RESERVE_SECONDS: Final = 10.0
+MIN_REENCODE_SECONDS: Final = 5.0  # with less time left, no re-encode is started
 
 LinkFor = Callable[[StoredMedia], str]
 Loader = Callable[[str], bytes]
+Downloader = Callable[[str, Path], None]  # S3 key -> a local file, streamed
+
+# The time re-encoding may take in this invocation; unset (tests, tools): ENCODE_SECONDS.
+_reencode_budget: ContextVar[Budget | None] = ContextVar("mmsapi_reencode", default=None)
+
+
+@contextmanager
+def reencode_within(remaining_ms: int) -> Iterator[Budget]:
+    """Re-encoding inside this block stops early enough for the send to finish within
+    its invocation: `remaining_ms` is the Lambda context's get_remaining_time_in_millis()."""
+    reserve_ms = int((get_settings().mm7_timeout + SEND_RESERVE_SECONDS) * 1000)
+    budget = Budget.from_remaining_ms(remaining_ms - reserve_ms)
+    token = _reencode_budget.set(budget)
+    try:
+        yield budget
+    finally:
+        _reencode_budget.reset(token)
 
 
 class DoesNotFit(Exception):  # noqa: N818 - a verdict, not a fault
@@ -97,22 +132,27 @@ def adapt_message(
     slide_texts: list[str | None],
     link_for: LinkFor,
     cache: RenditionCache | None = None,
+    download: Downloader | None = None,
 ) -> OutgoingMessage:
     """The message for one recipient: `slide_texts[i]` is slide i's text, already merged
-    (missing entries: no text). Raises DoesNotFit when no form fits the handset."""
+    (missing entries: no text). Raises DoesNotFit when no form fits the handset.
+
+    `download` streams a stored file to disk for re-encoding (without it, `load` reads
+    it whole: stored renditions are small, at most Limits' video budget ceiling)."""
     texts = [slide_texts[i] if i < len(slide_texts) else None for i in range(len(template.slides))]
     links = _Links(link_for)
     adapted = cache.get(template, profile.profile_id) if cache is not None else None
     if adapted is None:
-        adapted = _adapted(template, profile, load, texts, links)
-        if cache is not None:
+        adapted, cut_short = _adapted(template, profile, _Memo(load, download), texts, links)
+        # A result that ran out of time is this invocation's, not the template's.
+        if cache is not None and not cut_short:
             cache.put(template, profile.profile_id, adapted)
     elif not adapted.does_not_fit:
         message = _compose(template, subject, adapted.parts, texts, links)
         if message.air_bytes() <= profile.max_message_bytes:
             return message
         # This recipient's texts outgrew the reserve: adapt for them alone, uncached.
-        adapted = _adapted(template, profile, load, texts, links)
+        adapted, _ = _adapted(template, profile, _Memo(load, download), texts, links)
     if adapted.does_not_fit:
         raise DoesNotFit(adapted.does_not_fit)
     message = _compose(template, subject, adapted.parts, texts, links)
@@ -124,13 +164,15 @@ def adapt_message(
 def _adapted(
     template: Template,
     profile: HandsetProfile,
-    load: Loader,
+    load: _Memo,
     texts: list[str | None],
     links: _Links,
-) -> Adapted:
+) -> tuple[Adapted, bool]:
+    """The adapted parts, and whether a re-encode was cut short by the time left."""
     STATS.adaptations += 1
+    plan: _Plan | None = None
     try:
-        plan = _Plan.start(template, profile, texts, links, _Memo(load))
+        plan = _Plan.start(template, profile, texts, links, load)
         fitted = plan.fit()
         steps = (
             plan.smaller_video,
@@ -148,8 +190,8 @@ def _adapted(
                 f"of {profile.max_message_bytes}"
             )
     except DoesNotFit as exc:
-        return Adapted(does_not_fit=exc.reason)
-    return Adapted(parts=fitted)
+        return Adapted(does_not_fit=exc.reason), plan is not None and plan.cut_short
+    return Adapted(parts=fitted), plan.cut_short
 
 
 # ---- the message ------------------------------------------------------------------
@@ -250,16 +292,24 @@ def _compose(
 
 
 class _Memo:
-    """The loader, each key read once per adaptation."""
+    """The loader, each key read once per adaptation; and the downloader, if any."""
 
-    def __init__(self, load: Loader) -> None:
+    def __init__(self, load: Loader, download: Downloader | None = None) -> None:
         self._load = load
+        self._download = download
         self._read: dict[str, bytes] = {}
 
     def __call__(self, key: str) -> bytes:
         if key not in self._read:
             self._read[key] = self._load(key)
         return self._read[key]
+
+    def to_file(self, key: str, path: Path) -> None:
+        """The stored file at `path`: streamed when it can be, else through memory."""
+        if key in self._read or self._download is None:
+            path.write_bytes(self(key))
+        else:
+            self._download(key, path)
 
 
 @dataclass(frozen=True)
@@ -330,6 +380,7 @@ class _Plan:
     objects: list[_Slot] = field(default_factory=list)  # sent as binary parts
     linked: set[tuple[int, MediaKind]] = field(default_factory=set)  # sent as links
     image_floor: int = IMAGE_FLOOR_BYTES
+    cut_short: bool = False  # a re-encode was not tried, or stopped, for lack of time
 
     @classmethod
     def start(
@@ -436,12 +487,24 @@ class _Plan:
         for slot in videos:
             if slot.current.bytes <= budget:
                 continue
-            data = _reencode(slot.media, slot.current.content_type, budget, self.load)
+            data = self._reencode(slot.media, slot.current.content_type, budget)
             if data is not None:
                 slot.made = data
                 slot.current = _Form("", slot.current.content_type, len(data))
                 changed = True
         return changed
+
+    def _reencode(self, media: StoredMedia, content_type: str, budget: int) -> bytes | None:
+        seconds = _reencode_seconds()
+        if seconds < MIN_REENCODE_SECONDS:
+            logger.info("no time left to re-encode", extra={"seconds": round(seconds, 1)})
+            self.cut_short = True
+            return None
+        started = time.monotonic()
+        data = _reencode(media, content_type, budget, self.load, seconds)
+        if data is None and time.monotonic() - started >= seconds:
+            self.cut_short = True  # stopped by the deadline, not by the video
+        return data
 
     def link_largest_object(self) -> bool:
         if not self.objects:
@@ -458,14 +521,36 @@ class _Plan:
         return True
 
 
-def _reencode(media: StoredMedia, content_type: str, budget: int, load: Loader) -> bytes | None:
-    """The video re-encoded from its original into `budget` bytes of `content_type`."""
+def _reencode_source(media: StoredMedia, budget: int) -> _Form:
+    """The smallest stored video rendition still larger than `budget`: it holds more than
+    the result can keep, and costs the least to read and decode. Never the original (up
+    to 200 MiB of 4K): re-encoding happens only when a stored form is too big, so one
+    larger than the budget exists."""
+    forms = [
+        _Form(r.key, r.content_type, r.bytes)
+        for r in media.renditions
+        if r.content_type.startswith("video/")
+    ] or [_stored_form(media)]
+    larger = [f for f in forms if f.bytes > budget]
+    return min(larger, key=lambda f: f.bytes) if larger else max(forms, key=lambda f: f.bytes)
+
+
+def _reencode_seconds() -> float:
+    budget = _reencode_budget.get()
+    return ENCODE_SECONDS if budget is None else min(ENCODE_SECONDS, budget.remaining())
+
+
+def _reencode(
+    media: StoredMedia, content_type: str, budget: int, load: _Memo, seconds: float
+) -> bytes | None:
+    """The video re-encoded into `budget` bytes of `content_type`, within `seconds`."""
     STATS.reencodes += 1
     small = content_type == "video/3gpp"
+    source_form = _reencode_source(media, budget)
     with tempfile.TemporaryDirectory(prefix="adapt-") as tmp:
         workdir = Path(tmp)
-        source = workdir / f"source.{STORED_EXTENSION.get(media.content_type, 'bin')}"
-        source.write_bytes(load(media.original_key))
+        source = workdir / f"source.{STORED_EXTENSION.get(source_form.content_type, 'bin')}"
+        load.to_file(source_form.key, source)
         try:
             # transcode_video makes both forms; the unwanted one gets an easy budget.
             _, made = transcode_video(
@@ -474,6 +559,7 @@ def _reencode(media: StoredMedia, content_type: str, budget: int, load: Loader) 
                 budget_bytes=VIDEO_3GP_BUDGET_BYTES if small else budget,
                 budget_3gp_bytes=budget,
                 max_seconds=media.duration_seconds or MAX_SECONDS,
+                seconds=seconds,
             )
         except TranscodeError as exc:
             logger.info("video does not re-encode smaller", extra={"reason": exc.reason})

@@ -1,4 +1,8 @@
-"""Who is calling: API key, account state, source address, allowed actions."""
+"""Who is calling: API key, account state, source address, allowed actions.
+
+The account is read as stored now on every request (no cache): a disabled account,
+a rotated key or a changed allow-list counts from the next request on.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,38 @@ import ipaddress
 
 from mmsapi.errors import ApiError
 from mmsapi.models import Account
+from mmsapi.observability import logger
 from mmsapi.store.accounts import AccountStore
 
+# (account, entry) already logged: an invalid entry is reported once per warm function.
+_reported: set[tuple[str, str]] = set()
 
-def _ip_allowed(source_ip: str, allowlist: list[str]) -> bool:
-    if not allowlist:
+
+def _network(account_id: str, entry: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(entry.strip(), strict=False)
+    except ValueError:
+        # Stored before admin input was validated: it matches no address (fails closed)
+        # instead of failing every request of the account with E503.
+        if (account_id, entry) not in _reported:
+            _reported.add((account_id, entry))
+            logger.warning(
+                "invalid ip_allowlist entry ignored",
+                extra={"account": account_id, "entry": entry[:100]},
+            )
+        return None
+
+
+def ip_allowed(account: Account, source_ip: str) -> bool:
+    """Whether the source address is in the account's allow-list (empty: any address)."""
+    if not account.ip_allowlist:
         return True
     try:
         address = ipaddress.ip_address(source_ip)
     except ValueError:
         return False
-    return any(address in ipaddress.ip_network(cidr, strict=False) for cidr in allowlist)
+    networks = (_network(account.account_id, entry) for entry in account.ip_allowlist)
+    return any(network is not None and address in network for network in networks)
 
 
 def authenticate(
@@ -28,7 +53,7 @@ def authenticate(
         raise ApiError("E104")
     if not account.enabled:
         raise ApiError("E105")
-    if not _ip_allowed(source_ip, account.ip_allowlist):
+    if not ip_allowed(account, source_ip):
         raise ApiError("E112")
     if action not in account.allowed_actions:
         raise ApiError("E107")

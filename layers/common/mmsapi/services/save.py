@@ -199,8 +199,9 @@ def _fetch_all(items: list[_Item], account: Account, writer: _Writer, budget: Bu
             try:
                 item.fetched = future.result(timeout=max(0.0, deadline - time.monotonic()))
             except FutureTimeout:
+                # The same answer as any failed fetch: a slow server is not told apart.
                 code = KIND_FACTS[item.ref.kind].not_copied
-                raise ApiError(code, x=item.slide, detail="the media server was too slow") from None
+                raise ApiError(code, x=item.slide) from None
     finally:
         # Fetches still running end by their own deadline (their streamed uploads are
         # aborted by the writer once it is undone); nobody waits for them.

@@ -25,6 +25,7 @@ from mmsapi.rules import client_reference
 from mmsapi.services.context import Context
 from mmsapi.services.encode import release_waiting_send
 from mmsapi.services.manage import delete_mms, parse_mms_id
+from mmsapi.services.personalize import check_sizes
 from mmsapi.services.save import save_mms
 from mmsapi.settings import get_settings
 
@@ -186,7 +187,7 @@ def check_send(
     if not fallback and not template.disable_fallback_sms:
         raise ApiError("E622")
     reference = client_reference(request.client_reference)
-    return Send(
+    send = Send(
         send_id=0,
         account_id=account.account_id,
         mms_id=template.mms_id,
@@ -204,6 +205,8 @@ def check_send(
         ddm=ddm_for(request),
         client_reference=reference or template.client_reference,
     )
+    check_sizes(template, send, account.limits.max_text_chars)  # merge tags and sizes
+    return send
 
 
 def accept_send(ctx: Context, send: Send, *, waiting: bool = False) -> Send:

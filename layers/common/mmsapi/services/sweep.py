@@ -6,7 +6,9 @@ with the final state and postback the documents give:
 
 - a template still encoding -> failed, E002/E003 (a sendMMS template: its send E012/E013);
 - a sendMMS send still waiting -> queued if its template is ready, else E012/E013;
-- a send queued, submitting or discovering -> failed, E999 (queue processing error).
+- a send queued, submitting or discovering -> failed, E999 (queue processing error);
+- a send sent whose delivery report never came (settings.report_wait_days) -> failed,
+  E102 "Message Sent/Expired" (a fallback SMS: E202), as a carrier reports an expiry.
 
 It also consumes the send dead-letter queue: a send whose queue message ran out of
 attempts ends with E999 at once instead of at its deadline.
@@ -49,6 +51,8 @@ GIVEN_UP: Final = {
     WORKFLOW: "the device discovery workflow failed",
 }
 ENCODING_TOO_LONG: Final = "encoding did not finish in time"
+EXPIRED: Final = "Message Sent/Expired"  # the E102 wording of API-NOTES §7
+EXPIRED_CODES: Final = {"MMS": "E102", "SMS": "E202"}
 TEMPLATE_GONE: Final = "the MMS was deleted before its encoding finished"
 
 
@@ -94,11 +98,12 @@ def settle_send(ctx: Context, send_id: int, now: int, *, given_up_by: str = "") 
     if send is None or send.status in SEND_FINAL:
         return "final"
     if given_up_by:
-        # A waiting send is the encoding's; a claim that is still fresh belongs to a
-        # worker that may be on it; a discovering send is the workflow's.
+        # A waiting send is the encoding's; a sent one waits for its report; a claim
+        # still fresh belongs to a worker that may be on it; a discovering send is the
+        # workflow's.
         claimed_for = (utcnow() - send.updated_at).total_seconds()
         if (
-            send.status is SendStatus.WAITING
+            send.status in (SendStatus.WAITING, SendStatus.SENT)
             or (given_up_by == QUEUE and send.status is SendStatus.DISCOVERING)
             or (
                 send.status is SendStatus.SUBMITTING
@@ -123,6 +128,11 @@ def settle_send(ctx: Context, send_id: int, now: int, *, given_up_by: str = "") 
         else:
             code = SEND_FAILURE_CODES[kind]
             postback = send_postback(send, code, FAILED, details=TEMPLATE_GONE)
+    elif expected is SendStatus.SENT:
+        days = get_settings().report_wait_days
+        code = EXPIRED_CODES.get(send.sent_as, "E102")
+        details = f"no delivery report within {days} days"
+        postback = send_postback(send, code, EXPIRED, details=details)
     else:
         details = GIVEN_UP.get(given_up_by, TOO_LONG)
         postback = send_postback(send, "E999", FAILED, details=details)

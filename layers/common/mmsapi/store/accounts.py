@@ -4,13 +4,16 @@ Each key hash has its own item (key_hash -> account_id), written in one transact
 with the account and read with a consistent GetItem: a new key works at once, and a
 rotated key stops working at once (a GSI, eventually consistent on AWS, could miss
 the new key and still find the old one for a while).
+
+Nothing is cached: every request reads both items (two consistent GetItems, a few
+ms), so disabling an account, rotating its key or changing its allow-list takes
+effect on the next request of every warm function, wherever the change was made.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 from typing import Any
 
 from mmsapi.errors import DomainError
@@ -32,23 +35,11 @@ class AccountStore:
     def __init__(self, table: str | None = None, keys_table: str | None = None) -> None:
         self.table = table or get_settings().accounts_table
         self.keys_table = keys_table or get_settings().api_keys_table
-        self._cache: dict[str, tuple[float, Account | None]] = {}
 
     def by_api_key(self, api_key: str) -> Account | None:
-        """The account of an API key, or None. Unknown and wrong keys take the same path."""
+        """The account of an API key as stored now, or None. Unknown and wrong keys take
+        the same path."""
         digest = hash_key(api_key)
-        ttl = get_settings().account_cache_seconds
-        hit = self._cache.get(digest)
-        now = time.monotonic()
-        if hit and now - hit[0] < ttl:
-            return hit[1]
-        account = self._lookup(digest)
-        if len(self._cache) > 1000:
-            self._cache.clear()
-        self._cache[digest] = (now, account)
-        return account
-
-    def _lookup(self, digest: str) -> Account | None:
         found = dynamo.get_item(self.keys_table, {"key_hash": {"S": digest}}, what="api key")
         if found is None:
             return None
@@ -96,7 +87,6 @@ class AccountStore:
         )
         if not written:
             raise DomainError("account write failed: the account id or the API key exists already")
-        self._cache.clear()
 
     def put(self, account: Account) -> None:
         """Update an existing account whose key is unchanged (rotate_key changes keys)."""
@@ -111,7 +101,6 @@ class AccountStore:
             raise DomainError(
                 f"account write failed: {account.account_id} is gone or its key was rotated"
             )
-        self._cache.clear()
 
     def replace_key(self, account: Account, old_key_hash: str) -> None:
         """Store the account with its new key_hash; the old key's lookup item goes in the
@@ -146,7 +135,6 @@ class AccountStore:
             raise DomainError(
                 f"account write failed: the key of {account.account_id} changed meanwhile"
             )
-        self._cache.clear()
 
     def backfill_keys(self) -> int:
         """Write the lookup item of every account's key (accounts made before the API keys

@@ -30,6 +30,30 @@ def get_item(table: str, key: Mapping[str, Any], *, what: str) -> dict[str, Any]
     return found.get("Item")
 
 
+# BatchGetItem takes at most 100 keys per call.
+_BATCH_KEYS: Final = 100
+
+
+def batch_get(
+    table: str, keys: Sequence[Mapping[str, Any]], *, what: str, projection: str = ""
+) -> list[dict[str, Any]]:
+    """The items with these keys (consistent reads), in no particular order; missing
+    keys are left out. Keys the service leaves unprocessed are asked again."""
+    found: list[dict[str, Any]] = []
+    extra = {"ProjectionExpression": projection} if projection else {}
+    for start in range(0, len(keys), _BATCH_KEYS):
+        pending: list[Mapping[str, Any]] = list(keys[start : start + _BATCH_KEYS])
+        while pending:
+            request = {table: {"Keys": pending, "ConsistentRead": True, **extra}}
+            try:
+                answer: Any = aws.dynamodb().batch_get_item(RequestItems=request)  # type: ignore[arg-type]
+            except ClientError as exc:
+                raise DomainError(f"{what} read failed: {exc}") from exc
+            found.extend(answer.get("Responses", {}).get(table, []))
+            pending = list(answer.get("UnprocessedKeys", {}).get(table, {}).get("Keys", []))
+    return found
+
+
 def put_item(table: str, item: Mapping[str, Any], *, what: str, **condition: Any) -> bool:
     """Put one item, if `condition` (ConditionExpression with its names and values) holds.
 

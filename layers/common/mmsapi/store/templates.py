@@ -155,26 +155,40 @@ class TemplateStore:
         if since is not None:
             condition += " AND created_key >= :since"
             values[":since"] = {"S": since.isoformat(timespec="microseconds")}
+        # Counting reads only keys and status: a page's documents are read by key after,
+        # so a listing costs its page, not every template of the account.
         query: dict[str, Any] = {
             "TableName": self.table,
             "IndexName": ACCOUNT_INDEX,
             "KeyConditionExpression": condition,
             "FilterExpression": "#s <> :deleting",
+            "ProjectionExpression": "mms_id",
             "ExpressionAttributeNames": {"#s": "status"},
             "ExpressionAttributeValues": values,
             "ScanIndexForward": False,
         }
         first = (page - 1) * per_page
         total = 0
-        rows: list[TemplateSummary] = []
+        wanted: list[int] = []
         try:
             for answer in aws.dynamodb().get_paginator("query").paginate(**query):
                 for item in answer["Items"]:
                     if first <= total < first + per_page:
-                        rows.append(_summary(Template.model_validate_json(item["doc"]["S"])))
+                        wanted.append(int(item["mms_id"]["N"]))
                     total += 1
         except ClientError as exc:
             raise DomainError(f"template listing failed: {exc}") from exc
+        keys = [{"mms_id": {"N": str(mms_id)}} for mms_id in wanted]
+        docs = {
+            int(item["mms_id"]["N"]): item["doc"]["S"]
+            for item in dynamo.batch_get(self.table, keys, what="template listing")
+            if "doc" in item
+        }
+        rows = [
+            _summary(Template.model_validate_json(docs[mms_id]))
+            for mms_id in wanted
+            if mms_id in docs
+        ]
         return total, rows
 
 
