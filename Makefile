@@ -15,7 +15,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export AWS_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY ?= 0
 
-.PHONY: local test lint typecheck cfn build unit bench clean fuzz
+.PHONY: local test lint typecheck cfn build unit bench clean fuzz chaos
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,19 @@ MMS_FUZZ_EXAMPLES ?= 100000
 fuzz: $(STAMP)
 	MMS_FUZZ_EXAMPLES=$(MMS_FUZZ_EXAMPLES) $(VENV)/bin/pytest -q -s -p no:cacheprovider \
 		tests/integration/test_fuzz.py::test_generated_requests
+
+# 1,000 sends over 20 templates (images, audio, video) with 10% of the functions' AWS calls
+# failing (throttles, 5xx, timeouts) and the simulated MMSC refusing, deferring and timing
+# out some submissions; asserts every message ended with its final postback, no double
+# SubmitReq, no orphan S3 object, no template stuck encoding, and prints the figures.
+# `make test` runs 60 sends over 4 templates.
+MMS_CHAOS_SENDS ?= 1000
+MMS_CHAOS_TEMPLATES ?= 20
+MMS_CHAOS_FAULTS ?= 0.1
+chaos: $(STAMP)
+	MMS_CHAOS_SENDS=$(MMS_CHAOS_SENDS) MMS_CHAOS_TEMPLATES=$(MMS_CHAOS_TEMPLATES) \
+		MMS_CHAOS_FAULTS=$(MMS_CHAOS_FAULTS) $(VENV)/bin/pytest -q -s -p no:cacheprovider \
+		tests/integration/test_chaos.py
 
 clean:
 	rm -rf $(VENV) $(SAM_VENV) .aws-sam .mypy_cache .ruff_cache .pytest_cache

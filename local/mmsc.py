@@ -414,13 +414,16 @@ class _MmscHandler(BaseHTTPRequestHandler):
         self._write(_Answer(200, "text/plain", b"simulated MMSC: POST MM7 SubmitReq here\n"))
 
     def _write(self, answer: _Answer) -> None:
-        self.send_response(answer.status)
-        self.send_header("Content-Type", answer.content_type)
-        self.send_header("Content-Length", str(len(answer.body)))
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(answer.body)
+        try:
+            self.send_response(answer.status)
+            self.send_header("Content-Type", answer.content_type)
+            self.send_header("Content-Length", str(len(answer.body)))
+            for name, value in answer.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(answer.body)
+        except (BrokenPipeError, ConnectionResetError):  # a late answer: the client left
+            log.info("MMSC: the client left before its answer")
 
     def log_message(self, format: str, *args: object) -> None:
         log.debug("MMSC: " + format, *args)

@@ -587,7 +587,6 @@ def _install_gate(stack: Stack, gsi_lag_seconds: float) -> Any:
     """The AWS gate: every call checked against its function's translated role, and
     index reads that lag behind writes."""
     from local.aws_gate import AwsGate
-
     from local.faults import FaultPlan
 
     gate = AwsGate.for_stack(stack, stack.template, deny=True, gsi_lag_seconds=gsi_lag_seconds)

@@ -127,7 +127,7 @@ def test_the_largest_template_item_is_bounded_below_dynamodbs_400_kb() -> None:
 
     # When its item is built, Then DynamoDB counts well under 400 KB
     size = _item_bytes(template)
-    print(f"worst template item: {size} bytes")  # noqa: T201 - the figure, with -s
+    print(f"worst template item: {size} bytes")  # the figure, with -s
     assert size < MAX_ITEM_BYTES, size
     assert TemplateStore(table="t").fits(template)
 

@@ -37,6 +37,12 @@ class CarrierUnavailable(Exception):  # noqa: N818 - the name the callers know
         self.reason = reason
 
 
+class SubmitUnconfirmed(CarrierUnavailable):
+    """The SubmitReq reached the MMSC but its answer did not come back (a read timeout,
+    a connection dropped mid-exchange): the MMSC may have taken it, so it is not sent
+    again (a resend could deliver the message twice)."""
+
+
 def _basic(username: str, password: str) -> str:
     token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
     return f"Basic {token}"
@@ -83,7 +89,11 @@ def submit(
             max_response_bytes=MAX_RESPONSE_BYTES,
         )
     except NetworkError as exc:
-        raise CarrierUnavailable(f"MM7 submit to {url} failed: {exc.reason}") from exc
+        # The guard chains the cause only for failures after the connection was made
+        # (the request was sent, or partly): a failure to connect has none.
+        lost = exc.__cause__ is not None
+        kind = SubmitUnconfirmed if lost else CarrierUnavailable
+        raise kind(f"MM7 submit to {url} failed: {exc.reason}") from exc
     status, reason = answer.status, answer.reason
     if status == 429 or status > 500:
         raise CarrierUnavailable(f"MMSC answered HTTP {status} {reason}".strip())

@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from mmsapi.carrier import mm7
 from mmsapi.carrier.message import HandsetProfile, OutgoingMessage
-from mmsapi.carrier.mm7_client import CarrierUnavailable, submit
+from mmsapi.carrier.mm7_client import CarrierUnavailable, SubmitUnconfirmed, submit
 from mmsapi.carrier.profiles import get_profile
 from mmsapi.carrier.sms import SmsRefused
 from mmsapi.errors import CATALOGUE, DomainError
@@ -152,6 +152,7 @@ def _send_mms(ctx: Context, send: Send, template: Template, profile: HandsetProf
             template,
             profile,
             load=ctx.media.get,
+            download=ctx.media.download,  # a video source is streamed to a file, not held
             subject=subject_for(template, send),
             slide_texts=texts_for(template, send),
             link_for=lambda _media: view_link(send),
@@ -160,20 +161,31 @@ def _send_mms(ctx: Context, send: Send, template: Template, profile: HandsetProf
     except DoesNotFit as exc:
         logger.info("falls back to SMS", extra={"send": send.send_id, "reason": exc.reason})
         return _fallback(ctx, send, template, f"does not fit the handset: {exc.reason}")
-    result = submit_mm7(send, message, f"mmsapi-{send.send_id}")
+    try:
+        result = submit_mm7(send, message, f"mmsapi-{send.send_id}")
+    except SubmitUnconfirmed as exc:
+        # The MMSC may have taken it: never submitted twice. Told as sent; with no
+        # message id to match a report to, the report wait ends it (E102) unless it is
+        # reported otherwise.
+        logger.warning("MM7 answer lost", extra={"send": send.send_id, "reason": exc.reason})
+        return _sent_as_mms(ctx, send, None)
     action = mm7.action_for(result.status_code)
     if action is mm7.Action.RETRY:
         raise CarrierUnavailable(f"MM7 {result.status_code} {result.status_text}")
     if action is mm7.Action.OK:
-        send.status, send.sent_as = SendStatus.SENT, "MMS"
-        send.carrier_message_id = result.message_id or f"mm7-{uuid.uuid4().hex}"
-        postback = send_postback(send, "N101", SENT, sent_as="MMS")
-        ctx.sends.save(send, carrier_message=True, postback=postback)
-        return "sent as MMS"
+        return _sent_as_mms(ctx, send, result.message_id)
     reason = f"carrier answered {result.status_code} {result.status_text}".strip()
     if action is mm7.Action.FALLBACK:
         return _fallback(ctx, send, template, reason)
     return _fail(ctx, send, reason)
+
+
+def _sent_as_mms(ctx: Context, send: Send, message_id: str | None) -> str:
+    send.status, send.sent_as = SendStatus.SENT, "MMS"
+    send.carrier_message_id = message_id or f"mm7-{uuid.uuid4().hex}"
+    postback = send_postback(send, "N101", SENT, sent_as="MMS")
+    ctx.sends.save(send, carrier_message=True, postback=postback)
+    return "sent as MMS"
 
 
 def submit_mm7(send: Send, message: OutgoingMessage, transaction_id: str) -> mm7.SubmitResult:

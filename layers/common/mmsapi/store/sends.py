@@ -110,18 +110,10 @@ class SendStore:
         is still `expected` with the deadline `settle_by` the sweeper read (a worker that
         moved it on, or gave it a new deadline, wins)."""
         send.updated_at = utcnow()
-        condition = "#s = :expected AND " + (
-            "settle_by = :due" if settle_by is not None else "attribute_not_exists(settle_by)"
-        )
-        values: dict[str, Any] = {":expected": {"S": expected.value}}
-        if settle_by is not None:
-            values[":due"] = {"N": str(settle_by)}
         put = {
             "TableName": self.table,
             "Item": self._item(send),
-            "ConditionExpression": condition,
-            "ExpressionAttributeNames": {"#s": "status"},
-            "ExpressionAttributeValues": values,
+            **unchanged_since(expected.value, settle_by),
         }
         return dynamo.transact_write([{"Put": put}, outbox.transact_put(postback)], what="send")
 
@@ -165,6 +157,22 @@ class SendStore:
         if send is None or send.carrier_message_id != message_id:
             return None
         return send
+
+
+def unchanged_since(status: str, settle_by: int | None) -> dict[str, Any]:
+    """The condition of a sweeper's write: the stored record still has the status and the
+    deadline the sweeper read (a worker that moved it on, or gave it a new deadline, wins)."""
+    condition = "#s = :expected AND " + (
+        "settle_by = :due" if settle_by is not None else "attribute_not_exists(settle_by)"
+    )
+    values: dict[str, Any] = {":expected": {"S": status}}
+    if settle_by is not None:
+        values[":due"] = {"N": str(settle_by)}
+    return {
+        "ConditionExpression": condition,
+        "ExpressionAttributeNames": {"#s": "status"},
+        "ExpressionAttributeValues": values,
+    }
 
 
 def overdue_keys(table: str, key: str, now: int, limit: int) -> list[int]:

@@ -14,7 +14,7 @@ from mmsapi.models import Template, TemplateStatus, TemplateSummary
 from mmsapi.settings import get_settings
 from mmsapi.store import aws, dynamo, outbox
 from mmsapi.store.outbox import Postback
-from mmsapi.store.sends import overdue_keys
+from mmsapi.store.sends import overdue_keys, unchanged_since
 
 ACCOUNT_INDEX = "by-account"
 # DynamoDB refuses items over 400 KB: finalize stays well below (services/encode).
@@ -65,18 +65,10 @@ class TemplateStore:
     ) -> bool:
         """The sweeper's write: `template` (final), with its postback, only if the stored
         one is still `expected` with the deadline the sweeper read."""
-        condition = "#s = :expected AND " + (
-            "settle_by = :due" if settle_by is not None else "attribute_not_exists(settle_by)"
-        )
-        values: dict[str, Any] = {":expected": {"S": expected.value}}
-        if settle_by is not None:
-            values[":due"] = {"N": str(settle_by)}
         put = {
             "TableName": self.table,
             "Item": self._item(template),
-            "ConditionExpression": condition,
-            "ExpressionAttributeNames": {"#s": "status"},
-            "ExpressionAttributeValues": values,
+            **unchanged_since(expected.value, settle_by),
         }
         parts: list[dict[str, Any]] = [{"Put": put}]
         if postback is not None:
