@@ -120,7 +120,7 @@ def _post(client: Client, xml: str, answers: Counter[str], attempts: int = 3) ->
     got: dict[str, str] = {}
     for _ in range(attempts):
         got = answer(client.post(xml))
-        code = got.get("code", got.get("status", ""))
+        code = got.get("error-code", got.get("status", ""))
         answers[code if got.get("status") != "Success" else "Success"] += 1
         assert code != "E503", got  # E503 is a bug, faults or not
         if got.get("status") == "Success" or code not in RETRY_CODES:

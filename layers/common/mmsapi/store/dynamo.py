@@ -70,8 +70,14 @@ def put_item(table: str, item: Mapping[str, Any], *, what: str, **condition: Any
 
 
 def create_item(table: str, item: Mapping[str, Any], key: str, *, what: str) -> None:
-    """Put a new item; DomainError if an item with its `key` attribute exists already."""
-    if not put_item(table, item, what=what, ConditionExpression=f"attribute_not_exists({key})"):
+    """Put a new item; DomainError if another item with its `key` attribute exists already.
+
+    A write whose answer was lost (a read timeout) is retried by botocore and then fails
+    its own condition: finding exactly this item stored means the first attempt landed.
+    """
+    if put_item(table, item, what=what, ConditionExpression=f"attribute_not_exists({key})"):
+        return
+    if get_item(table, {key: item[key]}, what=what) != dict(item):
         raise DomainError(f"{what} write failed: the {key} exists already")
 
 
