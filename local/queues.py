@@ -60,7 +60,10 @@ def queue_sources(stack: Stack) -> tuple[list[QueueSource], list[str]]:
         props = stack.resolve(raw)
         if function not in functions or str(props.get("Enabled", True)).lower() == "false":
             continue
-        queue = by_arn.get(str(props.get("EventSourceArn")))
+        source_arn = str(props.get("EventSourceArn"))
+        if ":dynamodb:" in source_arn:
+            continue  # a table stream: local.streams polls it
+        queue = by_arn.get(source_arn)
         if queue is None or queue not in stack.physical:
             skipped.append(f"{logical_id}: {props.get('EventSourceArn')} is not a local queue")
             continue

@@ -105,22 +105,6 @@ def send_postback(
     )
 
 
-def announce_ready(ctx: Context, template: Template) -> None:
-    """N003 alone (prefer ready_postback in the template's own write)."""
-    ctx.outbox.put(ready_postback(template))
-
-
-def announce_failure(
-    ctx: Context,
-    template: Template,
-    kind: MediaKind,
-    source_url: str,
-    send_fields: dict[str, str] | None = None,
-) -> None:
-    """E002/E003/E004/E012/E013 alone (prefer failure_postback in the state's write)."""
-    ctx.outbox.put(failure_postback(template, kind, source_url, send_fields))
-
-
 def announce_send(
     ctx: Context,
     send: Send,
