@@ -74,11 +74,21 @@ def create_item(table: str, item: Mapping[str, Any], key: str, *, what: str) -> 
 
     A write whose answer was lost (a read timeout) is retried by botocore and then fails
     its own condition: finding exactly this item stored means the first attempt landed.
+    The refusal carries the stored item (ReturnValuesOnConditionCheckFailure), so the
+    writer needs no read grant on the table and spends no read.
     """
-    if put_item(table, item, what=what, ConditionExpression=f"attribute_not_exists({key})"):
-        return
-    if get_item(table, {key: item[key]}, what=what) != dict(item):
-        raise DomainError(f"{what} write failed: the {key} exists already")
+    try:
+        aws.dynamodb().put_item(
+            TableName=table,
+            Item=item,
+            ConditionExpression=f"attribute_not_exists({key})",
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != CONDITION_FAILED:
+            raise DomainError(f"{what} write failed: {exc}") from exc
+        if exc.response.get("Item") != dict(item):  # type: ignore[comparison-overlap]
+            raise DomainError(f"{what} write failed: the {key} exists already") from exc
 
 
 def delete_item(table: str, key: Mapping[str, Any], *, what: str) -> None:
