@@ -87,7 +87,7 @@ def create_item(table: str, item: Mapping[str, Any], key: str, *, what: str) -> 
     except ClientError as exc:
         if exc.response["Error"]["Code"] != CONDITION_FAILED:
             raise DomainError(f"{what} write failed: {exc}") from exc
-        if exc.response.get("Item") != dict(item):  # type: ignore[comparison-overlap]
+        if exc.response.get("Item") != dict(item):
             raise DomainError(f"{what} write failed: the {key} exists already") from exc
 
 
