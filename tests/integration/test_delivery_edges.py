@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
 
 from local.stack import Stack
-from mmsapi.models import DdmRequest, SendStatus
+from mmsapi.errors import DomainError
+from mmsapi.models import DdmRequest, Send, SendStatus
 from mmsapi.services import context as context_module
 from mmsapi.services.ddm import after_discovery
-from mmsapi.services.deliver import deliver
+from mmsapi.services.deliver import HandedOverError, deliver
 from mmsapi.services.encode import finalize
+from mmsapi.services.sweep import settle_send
 from mmsapi.services.view import render_view
 from mmsapi.settings import get_settings
 from mmsapi.store import aws
@@ -26,6 +30,7 @@ from tests.lambda_context import FakeLambdaContext, load_handler_module
 
 # Delivery reports are matched while AWS's indexes may still lag behind the send's write.
 pytestmark = pytest.mark.gsi_lag(3600)
+DAY = 86_400
 
 
 def test_carrier_down_after_discovery_puts_the_send_back_on_the_queue(
@@ -90,6 +95,39 @@ def test_a_claim_left_by_a_dead_worker_ends_with_e999(
         },
     )
     assert deliver(client.ctx, send_id) == "interrupted"
+    assert [e["detail"]["code"] for e in postback_events(stack)] == ["E999"]
+
+
+def test_a_send_the_carrier_took_but_that_could_not_be_recorded_is_never_resubmitted(
+    client: Client,
+    stack: Stack,
+    httpserver: HTTPServer,
+    carrier: Carrier,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a send the MMSC takes, whose `sent` write then fails (after botocore's retries)
+    send_id = send(client, template(client, httpserver), "14044790000")
+    postback_events(stack)
+    save = client.ctx.sends.save
+
+    def refuse_sent(stored: Send, *args: Any, **kwargs: Any) -> bool:
+        if stored.status is SendStatus.SENT:
+            raise DomainError("send write failed: throttled")
+        return save(stored, *args, **kwargs)
+
+    monkeypatch.setattr(client.ctx.sends, "save", refuse_sent)
+    # When it is delivered, and its queue message comes back for the retry
+    with pytest.raises(HandedOverError):
+        deliver(client.ctx, send_id)
+    assert deliver(client.ctx, send_id) == "not queued"
+    # Then the MMSC got one SubmitReq, and the claim was kept (not given back)
+    assert len(carrier.mmsc.submissions()) == 1
+    stored = client.ctx.sends.get(send_id)
+    assert stored is not None
+    assert stored.status is SendStatus.SUBMITTING
+    # And the sweeper ends it past its claim (the index lags here: settle it by id)
+    monkeypatch.delattr(client.ctx.sends, "save")  # the store works again
+    assert settle_send(client.ctx, send_id, int(time.time()) + DAY) == "failed"
     assert [e["detail"]["code"] for e in postback_events(stack)] == ["E999"]
 
 

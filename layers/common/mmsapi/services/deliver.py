@@ -27,6 +27,7 @@ from mmsapi.services.context import Context
 from mmsapi.services.personalize import subject_for, texts_for
 from mmsapi.services.view import view_link
 from mmsapi.settings import get_settings
+from mmsapi.store.outbox import Postback
 
 SENT = "Message Sent"
 FAILED = "Message Failed"
@@ -71,6 +72,8 @@ def deliver(ctx: Context, send_id: int, *, discovered: bool = False) -> str:
     except CarrierUnavailable as exc:
         _unclaim(ctx, send)
         raise RetryLater(str(exc)) from exc
+    except HandedOverError:
+        raise  # the claim stays: a retry must not submit again (the sweeper ends it)
     except TRANSIENT:
         _unclaim(ctx, send)  # e.g. S3 or DynamoDB: the queue tries again
         raise
@@ -79,6 +82,21 @@ def deliver(ctx: Context, send_id: int, *, discovered: bool = False) -> str:
         # instead of retrying it into the dead-letter queue.
         logger.exception("delivery failed", extra={"send": send.send_id})
         return _broken(ctx, send, exc)
+
+
+class HandedOverError(Exception):
+    """The carrier took the message but its record could not be written.
+
+    Giving the claim back would submit it again, so the send stays `submitting`: the
+    queue's retry finds it claimed, and the sweeper ends it past its claim (E999).
+    """
+
+
+def _record_sent(ctx: Context, send: Send, postback: Postback) -> None:
+    try:
+        ctx.sends.save(send, carrier_message=True, postback=postback)
+    except TRANSIENT as exc:
+        raise HandedOverError(f"send {send.send_id} was sent but not recorded: {exc}") from exc
 
 
 def _broken(ctx: Context, send: Send, exc: Exception) -> str:
@@ -183,8 +201,7 @@ def _send_mms(ctx: Context, send: Send, template: Template, profile: HandsetProf
 def _sent_as_mms(ctx: Context, send: Send, message_id: str | None) -> str:
     send.status, send.sent_as = SendStatus.SENT, "MMS"
     send.carrier_message_id = message_id or f"mm7-{uuid.uuid4().hex}"
-    postback = send_postback(send, "N101", SENT, sent_as="MMS")
-    ctx.sends.save(send, carrier_message=True, postback=postback)
+    _record_sent(ctx, send, send_postback(send, "N101", SENT, sent_as="MMS"))
     return "sent as MMS"
 
 
@@ -223,8 +240,7 @@ def _fallback(ctx: Context, send: Send, template: Template, reason: str) -> str:
     except SmsRefused as exc:
         return _fail(ctx, send, f"{reason}; fallback SMS refused: {exc}")
     send.status, send.sent_as, send.carrier_message_id = SendStatus.SENT, "SMS", message_id
-    postback = send_postback(send, "N101", SENT, sent_as="SMS", details=reason)
-    ctx.sends.save(send, carrier_message=True, postback=postback)
+    _record_sent(ctx, send, send_postback(send, "N101", SENT, sent_as="SMS", details=reason))
     return "sent as SMS"
 
 
