@@ -385,9 +385,11 @@ class Runtime:
         os.environ.pop("AWS_PROFILE", None)
         # State machines really run; their non-Lambda service calls go to this server.
         os.environ["MOTO_PORT"] = str(self.settings.aws_port)
+        from local import dynamodb
         from local.stepfunctions import enable_execution
 
         enable_execution()
+        dynamodb.install()  # atomic writes, transactions that cost what they touch
         self.moto = ThreadedMotoServer(
             ip_address="127.0.0.1", port=self.settings.aws_port, verbose=False
         )

@@ -102,12 +102,17 @@ class StreamReader:
     source: StreamSource
     region: str
     after: dict[str, str] = field(default_factory=dict)  # shard id -> last sequence done
+    # One client for the reader's life: a session per poll (5 a second) reloads
+    # botocore's endpoint and service models each time.
+    _client: Any = field(default=None, init=False, repr=False)
 
     def read(self, acting: Callable[[], Any]) -> list[tuple[str, dict[str, Any]]]:
         """Up to batch_size new records, as (shard id, Lambda record)."""
-        client = boto3.session.Session().client(
-            "dynamodbstreams", region_name=self.region, config=_STREAMS_CONFIG
-        )
+        if self._client is None:
+            self._client = boto3.session.Session().client(
+                "dynamodbstreams", region_name=self.region, config=_STREAMS_CONFIG
+            )
+        client = self._client
         found: list[tuple[str, dict[str, Any]]] = []
         with acting():  # Lambda reads the stream with the function's role
             shards = client.describe_stream(StreamArn=self.source.stream_arn)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
+from local import dynamodb
 from local.aws_gate import AwsGate, active_gate
 from local.faults import FaultPlan
 from local.functions import by_name_and_arn, describe_functions, function_environment
@@ -24,6 +25,10 @@ from mmsapi.services.api import handle
 from mmsapi.services.context import Context
 from mmsapi.settings import get_settings
 from mmsapi.store import aws
+
+# Every answer and postback a test makes is validated against schemas/ (the test fails
+# if one does not match; the terminal summary counts them).
+pytest_plugins = ("tests.schema_check",)
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS = ROOT / "events"
@@ -88,6 +93,7 @@ def stack(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> It
     (local/faults.py: throttles, 5xx, timeouts, through botocore's retries).
     """
     execute = request.node.get_closest_marker("state_machines_execute") is not None
+    dynamodb.install()  # DynamoDB's atomic writes and transactions (local/dynamodb.py)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": execute}}):
         built = provision("mmsapi-test")
         gate = AwsGate.for_stack(
