@@ -1,9 +1,11 @@
-"""The dialect alias table (API-NOTES §1): one table for reading and writing names.
+"""The dialect alias table: one table for reading and writing names (docs/actions.md).
 
 Tag names are case-insensitive; a tag is looked up by its key (lower case, with
 '-' and '_' removed), so `api-key`, `api_key`, `API_KEY` and `APIKEY` are one
 field. Each canonical (lowercase-hyphen) name lists its legacy spellings; the
-first legacy spelling is the one the legacy dialect writes.
+first legacy spelling is the one the legacy dialect writes: the name the Skycore
+1.3 edition gives it (docs/legacy-1.3.md), where 1.3 names it otherwise than the
+uppercase, hyphen-free form of the current name.
 """
 
 from __future__ import annotations
@@ -28,13 +30,23 @@ ALIASES: Final[dict[str, tuple[str, ...]]] = {
     "ddm-message-text": ("DDMTEXT",),
     "ddm-message-subject": ("DDMTITLE",),
     "ddm-message-timeout": ("DDMTIMEOUT",),
-    "operator-id": ("OPERATORID",),
+    # 1.3 calls the carrier SPID (postbacks, old sendMMS); later legacy pages OPERATORID.
+    "operator-id": ("SPID", "OPERATORID"),
     "service-id": ("SERVICEID",),
     "tracking-id": ("TRACKINGID",),
     "template-id": ("TEMPLATE-ID",),
     "vcard": ("VCARD", "CONTACT"),
     "ical": ("ICAL", "CALENDAR"),
+    # getMMSTemplates: read as the legacy answer writes them.
+    "start-date": ("STARTDATE",),
+    "page-number": ("PAGENUMBER",),
+    "items-per-page": ("ITEMSPERPAGE",),
+    # The carrier's (or SMS aggregator's) id of the message, on 1.3 delivery postbacks.
+    "aggregator-id": ("AGGREGATORID",),
 }
+
+# Fields the 1.3 edition has and the current one dropped: written in the legacy dialect only.
+LEGACY_ONLY: Final = frozenset({"aggregator-id"})
 
 
 def key(tag: str) -> str:
@@ -56,6 +68,11 @@ def canonical(tag: str) -> str:
     legacy elements (CAMPAIGNREF, FROM_MASK, …) pass through and are ignored.
     """
     return _CANONICAL.get(key(tag), tag.lower())
+
+
+def writes(name: str, dialect: Dialect) -> bool:
+    """Whether answers and postbacks of a dialect carry the field at all."""
+    return dialect is Dialect.LEGACY or name not in LEGACY_ONLY
 
 
 def written(name: str, dialect: Dialect) -> str:

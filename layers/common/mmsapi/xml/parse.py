@@ -16,12 +16,15 @@ from lxml import etree
 from mmsapi.errors import ApiError
 from mmsapi.models import Dialect
 from mmsapi.xml.dialect import canonical, key, root_dialect
+from mmsapi.xml.layout13 import flatten
 from mmsapi.xml.safe import DTD_REFUSED, UnsafeXmlError, parse_untrusted
 
 _FORM_FIELDS = ("xml", "xmldata")
 # A request has tens of elements; this bounds the cost of reading one (a body of
 # `<x/>`s is 250,000 elements per MiB).
 MAX_ELEMENTS = 50_000
+# Attributes are ignored but these (1.3's <SLIDE duration="5">): no other is stored.
+KEPT_ATTRIBUTES = frozenset({"duration"})
 
 
 @dataclass
@@ -32,6 +35,8 @@ class Node:
     raw_text: str = ""
     children: list[Node] = field(default_factory=list)
     tag: str = ""  # as written, for free-form names (merge tag data)
+    # The attributes the API reads (KEPT_ATTRIBUTES), by canonical name.
+    attributes: dict[str, str] = field(default_factory=dict)
 
     @property
     def text(self) -> str:
@@ -82,12 +87,24 @@ def extract_document(body: bytes, query: dict[str, str] | None = None) -> bytes:
     raise ApiError("E100", detail="no XML document in the request")
 
 
+def _attributes(element: etree._Element) -> dict[str, str]:
+    kept: dict[str, str] = {}
+    for written, value in element.attrib.items():
+        name = canonical(etree.QName(written).localname)
+        if name in KEPT_ATTRIBUTES and name not in kept:
+            kept[name] = str(value)
+    return kept
+
+
 def _to_node(element: etree._Element) -> Node:
     tag = etree.QName(element).localname
     kids = [c for c in element if isinstance(c.tag, str)]
+    attributes = _attributes(element) if element.attrib else {}
     if kids:
-        return Node(canonical(tag), element.text or "", [_to_node(c) for c in kids], tag)
-    return Node(canonical(tag), "".join(str(t) for t in element.itertext()), tag=tag)
+        children = [_to_node(c) for c in kids]
+        return Node(canonical(tag), element.text or "", children, tag, attributes)
+    text = "".join(str(t) for t in element.itertext())
+    return Node(canonical(tag), text, tag=tag, attributes=attributes)
 
 
 def parse_document(document: bytes) -> Document:
@@ -103,7 +120,10 @@ def parse_document(document: bytes) -> Document:
     # Counting in C is cheap; building a Node per element is not (~10 µs each).
     if sum(1 for _ in root.iter()) > MAX_ELEMENTS:
         raise ApiError("E100", detail=f"more than {MAX_ELEMENTS} elements")
-    return Document(root_dialect(local), _to_node(root))
+    dialect = root_dialect(local)
+    node = _to_node(root)
+    # 1.3 clients may still send slides under <CONTENT><SEQUENCE> (xml/layout13.py).
+    return Document(dialect, flatten(node) if dialect is Dialect.LEGACY else node)
 
 
 def sniff_dialect(document: bytes) -> Dialect:

@@ -9,7 +9,7 @@ from lxml import etree
 
 from mmsapi.errors import ApiError
 from mmsapi.models import Dialect
-from mmsapi.xml.dialect import written
+from mmsapi.xml.dialect import writes, written
 
 # A field is (canonical name, value); a value is text or nested fields.
 Field = tuple[str, "str | Sequence[Field]"]
@@ -20,6 +20,8 @@ _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 def _fill(parent: etree._Element, fields: Sequence[Field], dialect: Dialect) -> None:
     for name, value in fields:
+        if not writes(name, dialect):
+            continue
         child = etree.SubElement(parent, written(name, dialect))
         if isinstance(value, str):
             child.text = _NOT_XML.sub("", value)

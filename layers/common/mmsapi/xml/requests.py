@@ -63,7 +63,7 @@ def read_send(root: Node, dialect: Dialect) -> SendRequest:
         to=root.value("to"),
         sender=root.value("from"),
         service_id=root.value("service-id"),
-        # Legacy clients send OPERATORID out of habit: API-NOTES §1 lists it as ignored.
+        # Legacy clients send OPERATORID or SPID out of habit: ignored (docs/legacy-1.3.md).
         operator_id=root.value("operator-id") if dialect is Dialect.CURRENT else None,
         mms_id=root.value("mms-id"),
         fallback_sms_text=root.value("fallback-sms-text"),
