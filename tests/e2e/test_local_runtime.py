@@ -223,7 +223,7 @@ def test_unknown_route_is_404(runtime: LocalRuntime) -> None:
 def test_admin_lists_the_demo_account(runtime: LocalRuntime) -> None:
     # Given the running runtime's state directory in the environment
     # When `mmsapi-admin list` runs
-    done = runtime.run("-m", "local.admin", "list")
+    done = runtime.run("-m", "mmsapi.admin", "list")
     # Then it shows the demo account and its shortcode
     assert done.returncode == 0, done.stderr
     assert re.search(r"28444:US.*demo", done.stdout), done.stdout

@@ -8,17 +8,18 @@ request before the change (the same process objects a warm Lambda keeps).
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
 
-from local import admin
 from local.aws_gate import acting_as
 from local.stack import Stack
 from mmsapi import observability
+from mmsapi.admin import cli as admin
+from mmsapi.admin import target
 from mmsapi.services.postback import handle_event, sign
+from mmsapi.settings import get_settings
 from mmsapi.store.accounts import AccountStore
 from tests.conftest import Client
 from tests.integration.helpers import answer
@@ -28,12 +29,8 @@ LIST = "<request><action>getMMSTemplates</action><api-key>{key}</api-key></reque
 
 @pytest.fixture
 def cli(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Given mmsapi-admin pointed at the test stack's tables (as --stack-name would)."""
-
-    def tables(_args: argparse.Namespace) -> dict[str, str]:
-        return {f"{n}Name": stack.physical[n] for n in ("AccountsTable", "ApiKeysTable")}
-
-    monkeypatch.setattr(admin, "_tables", tables)
+    """Given mmsapi-admin pointed at the test stack's tables (as --stack would)."""
+    monkeypatch.setattr(target, "connect", lambda *_: target.Target("test", get_settings()))
 
 
 def run_admin(*argv: str) -> None:

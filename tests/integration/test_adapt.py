@@ -1,4 +1,4 @@
-"""Adapting a saved template to one handset (services/adapt.py, API-NOTES §5-§6),
+"""Adapting a saved template to one handset (services/adapt.py, docs/handset-adaptation.md),
 the rendition cache in front of it, and the handset cache.
 
 Images are made by Pillow, video by ffmpeg (tests/media_av.py); audio/video

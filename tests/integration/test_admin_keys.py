@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 import re
 
 import pytest
 
-from local import admin
 from local.stack import Stack
+from mmsapi.admin import cli as admin
+from mmsapi.admin import target
 from mmsapi.models import Account, Send, SendStatus
+from mmsapi.settings import get_settings
 from mmsapi.store import aws
 from mmsapi.store.accounts import AccountStore, hash_key
 from tests.conftest import Client
@@ -17,15 +18,8 @@ from tests.conftest import Client
 
 @pytest.fixture
 def cli(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Given mmsapi-admin pointed at the test stack's tables (as --stack-name would)."""
-
-    def tables(_args: argparse.Namespace) -> dict[str, str]:
-        return {
-            f"{name}Name": stack.physical[name]
-            for name in ("AccountsTable", "ApiKeysTable", "SendsTable", "CarrierMessagesTable")
-        }
-
-    monkeypatch.setattr(admin, "_tables", tables)
+    """Given mmsapi-admin pointed at the test stack's tables (as --stack would)."""
+    monkeypatch.setattr(target, "connect", lambda *_: target.Target("test", get_settings()))
 
 
 def test_created_then_rotated_key_from_the_cli(

@@ -41,7 +41,7 @@ from tests.lambda_context import FakeLambdaContext, load_handler_module
 
 ROOT = Path(__file__).resolve().parents[2]
 TO = "14044790000"
-# Final postbacks of the documents (API-NOTES §7); N101 is not final: its report follows.
+# Final postbacks of the documents (docs/postbacks.md#codes); N101 is not final: its report follows.
 SEND_FINAL_CODES = {"N102", "E101", "E102", "N202", "E202", "E999", "E012", "E013"}
 TEMPLATE_FINAL_CODES = {"N003", "E002", "E003", "E004"}
 HOUR = 3600

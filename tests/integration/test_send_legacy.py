@@ -89,7 +89,7 @@ def test_legacy_encoding_template_is_e626(client: Client, httpserver: HTTPServer
 
 
 def test_legacy_operator_id_is_not_checked(client: Client) -> None:
-    # Legacy clients send OPERATORID out of habit (API-NOTES §1): it is ignored, so the
+    # Legacy clients send OPERATORID out of habit (docs/actions.md): it is ignored, so the
     # operator codes E650/E651 exist in the current dialect only.
     got = legacy_send(
         client,

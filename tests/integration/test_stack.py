@@ -135,7 +135,7 @@ def test_api_function_environment_names_the_created_resources(
 def test_postback_function_environment_adds_its_own_variables(local_stack: Stack) -> None:
     # Given the environment the template gives PostbackFunction
     env = local_stack.function_environment("PostbackFunction")
-    # Then it has the global variables and its own postback timeout (API-NOTES §7: 10 s)
+    # Then it has the global variables and its own postback timeout (docs/postbacks.md: 10 s)
     assert env["MMS_ACCOUNTS_TABLE"] == local_stack.physical["AccountsTable"]
     assert env["MMS_POSTBACK_TIMEOUT"] == "10"
 
@@ -194,7 +194,7 @@ def test_an_event_of_another_source_does_not_become_a_postback(local_stack: Stac
 def test_postback_queue_redrives_to_the_dlq_after_the_template_attempts(
     local_stack: Stack, template: dict[str, Any]
 ) -> None:
-    # Given the template's attempt count: 1 delivery + 5 retries (API-NOTES §7)
+    # Given the template's attempt count: 1 delivery + 5 retries (docs/postbacks.md#delivery)
     attempts = int(template["Parameters"]["PostbackMaxAttempts"]["Default"])
     assert attempts == 6
     # When the postback queue's attributes are read

@@ -40,7 +40,7 @@ WIDEST = "\U0001f600"  # 4 bytes in UTF-8: the widest a character gets in a stor
 # 100 characters; twice that covers any account id.
 KEY = "k" * 200
 # The most media one slide stores: image + audio (video allows only text, an object
-# goes alone, a text file becomes the slide's text: API-NOTES §3).
+# goes alone, a text file becomes the slide's text: docs/actions.md#slides).
 MEDIA_PER_SLIDE = (MediaKind.IMAGE, MediaKind.AUDIO)
 RENDITIONS_PER_MEDIA = 2  # finalize records MP4 + 3GP, or MP3 + AMR (media/transcode.py)
 

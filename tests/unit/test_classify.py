@@ -1,4 +1,4 @@
-"""Content-type rules (API-NOTES §4, `classify`) and content sniffing (`sniff_matches`)."""
+"""Content-type rules (docs/media.md#types, `classify`) and content sniffing (`sniff_matches`)."""
 
 from __future__ import annotations
 

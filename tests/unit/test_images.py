@@ -1,4 +1,4 @@
-"""Image adaptation (API-NOTES §4-§5): decode fully, keep only pixels, fit the budget.
+"""Image adaptation (docs/media.md): decode fully, keep only pixels, fit the budget.
 
 Every image is generated here with Pillow, small and deterministic (seeded
 random bytes, gradients, drawings); nothing is fetched.

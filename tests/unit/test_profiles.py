@@ -105,7 +105,7 @@ def test_the_table_is_sane() -> None:
 
 
 def test_vcard_is_binary_everywhere_and_pdf_only_on_ios() -> None:
-    # Given the object table (API-NOTES §6)
+    # Given the object table (docs/handset-adaptation.md#handset-classes)
     # Then vCard goes as a binary part to every OS, iCal and PDF only to iOS
     for os in OsFamily:
         assert MediaKind.VCARD in BINARY_OBJECTS[os]

@@ -1,4 +1,4 @@
-"""The slide and template rules of API-NOTES §3, one error code at a time."""
+"""The slide and template rules of docs/actions.md#slides, one error code at a time."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The E-code catalogue: one table that code, answers and tests read.
 
-Texts follow API-NOTES §8. "X" in a text is replaced by the slide number
+Texts and what triggers each: docs/errors.md. "X" in a text is replaced by the slide number
 (counted from 1) or by the limit that was exceeded.
 """
 

@@ -57,7 +57,7 @@ DEFAULT_CAPS: Final[dict[MediaKind, int]] = {
 # loads and re-encodes small; media seconds are the spec's 30 s slide.
 LIMIT_CEILINGS: Final[dict[str, int]] = {
     "max_slides": 10,  # the spec's 8 by default; its 001 mentions 9
-    "max_text_chars": 5000,  # API-NOTES §3
+    "max_text_chars": 5000,  # docs/actions.md#account-limits
     "max_subject_chars": 500,
     "image_budget_bytes": _mib(2),
     "image_max_dimension": 4096,
@@ -87,6 +87,32 @@ class Limits(BaseModel):
         return self.max_bytes.get(kind, _mib(10))
 
 
+# Rate limits (docs: limits and idempotency). Generous by default: a client meets them only
+# when its operator lowers them; the HTTP API's stage throttle is the backstop above.
+DEFAULT_THROUGHPUT: Final = 100  # requests per second, per action
+DEFAULT_DAILY_QUOTA: Final = 1_000_000  # requests per UTC day
+# The bounds an operator may set them within (the admin tool validates against these).
+RATE_LIMIT_BOUNDS: Final[dict[str, tuple[float, float]]] = {
+    "throughput": (1, 10_000),
+    "min_interval_seconds": (0, 86_400),
+    "daily_quota": (1, 1_000_000_000),
+}
+
+
+class RateLimits(BaseModel):
+    """How often an account may call (services/limits.py): E113, E106, E120."""
+
+    # Requests per second per action; an action not named has DEFAULT_THROUGHPUT.
+    throughput: dict[str, int] = Field(default_factory=dict)
+    # Least time between two calls of the account, any action; 0 = no minimum.
+    min_interval_seconds: float = 0.0
+    # Requests per UTC day, all actions; the count starts again at 00:00 UTC.
+    daily_quota: int = DEFAULT_DAILY_QUOTA
+
+    def throughput_of(self, action: str) -> int:
+        return self.throughput.get(action, DEFAULT_THROUGHPUT)
+
+
 class Account(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -109,6 +135,7 @@ class Account(BaseModel):
     operator_ids: list[str] = Field(default_factory=list)
     # Numbers that opted out (E114), E.164 without '+'.
     blocked_numbers: list[str] = Field(default_factory=list)
+    rate_limits: RateLimits = Field(default_factory=RateLimits)
 
 
 class TemplateStatus(StrEnum):
@@ -262,6 +289,17 @@ class DdmRequest(BaseModel):
     force: bool = False
 
 
+class SendStep(BaseModel):
+    """One stored change of a send: when, what it became, and the postback it queued."""
+
+    at: datetime
+    status: SendStatus
+    sent_as: str = ""
+    carrier_message_id: str = ""
+    handset: str = ""
+    postback: str = ""  # the code of the postback written with this change, if any
+
+
 class Send(BaseModel):
     """One message to one recipient, from the API answer to its last delivery report."""
 
@@ -289,3 +327,5 @@ class Send(BaseModel):
     view_secret: str = Field(default_factory=lambda: secrets.token_urlsafe(18))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # Every stored change, oldest first (store/sends.py appends; mmsapi-admin trace).
+    history: list[SendStep] = Field(default_factory=list)

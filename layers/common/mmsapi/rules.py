@@ -1,4 +1,4 @@
-"""The slide and template rules of saveMMS / sendMMS (API-NOTES §3), checked
+"""The slide and template rules of saveMMS / sendMMS (docs/actions.md#slides), checked
 before anything is fetched or written. The order of the checks decides which
 error a request with several faults gets: template-level fields first, then
 each slide in order."""
@@ -55,7 +55,7 @@ def yes_no(value: str | None) -> bool:
 
 
 def client_reference(raw: str | None) -> str:
-    """At most 64 characters (API-NOTES §2); longer is E100."""
+    """At most 64 characters (docs/actions.md#savemms); longer is E100."""
     reference = raw or ""
     if len(reference) > MAX_CLIENT_REFERENCE:
         raise ApiError("E100", detail="client-reference is longer than 64 characters")

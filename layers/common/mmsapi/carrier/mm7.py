@@ -370,7 +370,7 @@ def build_submit_req(
     """The HTTP body of an MM7 SubmitReq and its Content-Type header value.
 
     The subject goes into the SOAP Subject element as XML-escaped UTF-8; the
-    API has already reduced it to characters carriers accept (API-NOTES §6).
+    API has already reduced it to characters carriers accept (docs/merge-tags.md#limits).
     Raises ValueError for an invalid number, content id or content type.
     """
     _check_parts(message.parts)

@@ -1,4 +1,4 @@
-"""The handset profile table (API-NOTES §6): what each class of handset takes.
+"""The handset profile table (docs/handset-adaptation.md): what each class of handset takes.
 
 Sizes are what carriers let through on the air, not what phones could store:
 US carriers pass about 1 MB to iPhones and recent Android phones, 600 KB to

@@ -1,4 +1,4 @@
-"""Fetching media files (API-NOTES §4) through the network guard, and sniffing them.
+"""Fetching media files (docs/media.md#fetching) through the network guard, and sniffing them.
 
 The rules, in the order they are applied:
 
@@ -84,7 +84,7 @@ class FetchedMedia:
 
 
 def strip_query(url: str) -> str:
-    """The URL without its query string and fragment (API-NOTES §1)."""
+    """The URL without its query string and fragment (docs/media.md#fetching)."""
     parts = urlsplit(url.strip())
     return urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 

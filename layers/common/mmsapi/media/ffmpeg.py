@@ -25,7 +25,7 @@ from typing import Any, Final
 from mmsapi.settings import get_settings
 
 PROBE_TIMEOUT_SECONDS: Final = 30.0
-# Demuxers for the supported types (API-NOTES §4) and the elementary streams
+# Demuxers for the supported types (docs/media.md#types) and the elementary streams
 # found inside them. Names match any part of a demuxer's comma-separated name.
 DEMUXERS: Final = "mov,mpeg,mpegts,mpegvideo,m4v,h264,h263,avi,asf,mp3,wav,amr,aac"
 # Options that confine an input: before every -i, and on ffprobe.

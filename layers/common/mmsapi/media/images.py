@@ -1,6 +1,6 @@
 """Adapt images for MMS: decode completely, keep only pixels, fit a byte budget.
 
-Used at saveMMS time ("images are adapted at once", API-NOTES §5; an image that
+Used at saveMMS time ("images are adapted at once", docs/media.md; an image that
 does not decode is E341) and again at send time for each handset's size limit,
 so every function here is deterministic and keeps no state between calls.
 

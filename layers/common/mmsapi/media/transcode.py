@@ -1,4 +1,4 @@
-"""Encode the audio and video of a saved template into MMS renditions (API-NOTES §5).
+"""Encode the audio and video of a saved template into MMS renditions (docs/media.md).
 
 Delivery success comes first: every rendition is made to fit a byte budget,
 in formats handsets have played for twenty years. A video becomes

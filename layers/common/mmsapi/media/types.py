@@ -1,4 +1,4 @@
-"""The MIME table and the per-kind facts (API-NOTES §4): one source of truth."""
+"""The MIME table and the per-kind facts (docs/media.md#types): one source of truth."""
 
 from __future__ import annotations
 
@@ -137,7 +137,7 @@ def url_extension(url_path: str) -> str:
 
 
 def classify(declared_mime: str | None, url_path: str, kind: MediaKind) -> str:
-    """The canonical MIME type of a fetched file, by API-NOTES §4.
+    """The canonical MIME type of a fetched file, by docs/media.md#types.
 
     - A supported MIME type (MIME_TYPES; case and parameters such as
       '; charset=' ignored) passes whatever the extension, when it belongs to

@@ -167,7 +167,7 @@ def create_account(
         default_service_id=service_id,
         postback_url=postback_url,
         postback_dialect=postback_dialect,
-        postback_secret=secrets.token_hex(32),
+        postback_secret=new_postback_secret(),
         ip_allowlist=networks,
         limits=limits or Limits(),
     )
@@ -178,23 +178,15 @@ def create_account(
 
 
 def set_enabled(store: AccountStore, account_id: str, enabled: bool) -> Account | None:
-    account = store.get(account_id)
-    if account is None:
-        return None
-    account.enabled = enabled
-    store.put(account)
-    return account
+    return store.change(account_id, lambda account: account.model_copy(update={"enabled": enabled}))
 
 
 def set_allowlist(store: AccountStore, account_id: str, entries: list[str]) -> Account | None:
     """Replace the account's allow-list (empty: any address); InvalidInputError first."""
     networks = check_allowlist(entries)
-    account = store.get(account_id)
-    if account is None:
-        return None
-    account.ip_allowlist = networks
-    store.put(account)
-    return account
+    return store.change(
+        account_id, lambda account: account.model_copy(update={"ip_allowlist": networks})
+    )
 
 
 def set_postback(
@@ -202,21 +194,33 @@ def set_postback(
 ) -> Account | None:
     """Change the account's postback URL, and its signing secret when asked."""
     check_postback_url(url)
-    account = store.get(account_id)
-    if account is None:
-        return None
-    account.postback_url = url
-    if new_secret:
-        account.postback_secret = secrets.token_hex(32)
-    store.put(account)
-    return account
+    secret = new_postback_secret() if new_secret else None
+
+    def edit(account: Account) -> Account:
+        account.postback_url = url
+        account.postback_secret = secret or account.postback_secret
+        return account
+
+    return store.change(account_id, edit)
+
+
+def new_postback_secret() -> str:
+    return secrets.token_hex(32)
+
+
+def rotate_postback_secret(store: AccountStore, account_id: str) -> Account | None:
+    """A new signing secret, used from the next postback on (the old one from then on
+    verifies nothing)."""
+    secret = new_postback_secret()
+    return store.change(
+        account_id, lambda account: account.model_copy(update={"postback_secret": secret})
+    )
 
 
 def rotate_key(store: AccountStore, account_id: str) -> tuple[Account, str] | None:
-    account = store.get(account_id)
-    if account is None:
-        return None
+    """A new API key; the old one stops working the moment the new one starts."""
     key = new_api_key()
-    old_key_hash, account.key_hash = account.key_hash, hash_key(key)
-    store.replace_key(account, old_key_hash)  # the old key stops working at once
-    return account, key
+    account = store.change(
+        account_id, lambda account: account.model_copy(update={"key_hash": hash_key(key)})
+    )
+    return (account, key) if account is not None else None

@@ -1,4 +1,4 @@
-"""Build the message for one recipient and handset (API-NOTES §5-§6).
+"""Build the message for one recipient and handset (docs/handset-adaptation.md).
 
 Per slide the form the handset plays is chosen (video MP4 or 3GP, audio MP3 or
 AMR, in the profile's order of preference), images are fitted to its screen,
@@ -69,7 +69,7 @@ __all__ = [
 ]
 
 AIR_FACTOR: Final = 1.37  # base64 on the air...
-PART_OVERHEAD: Final = 814  # ...plus each part's headers (API-NOTES §5)
+PART_OVERHEAD: Final = 814  # ...plus each part's headers (docs/handset-adaptation.md)
 IMAGE_FLOOR_BYTES: Final = 8 * 1024  # below this, other media lose quality first
 IMAGE_MIN_BYTES: Final = 3 * 1024  # the last resort: a thumbnail still shows the picture
 # Air bytes that images leave free, so recipients whose texts are a little longer than

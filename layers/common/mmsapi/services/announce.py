@@ -1,4 +1,4 @@
-"""The facts customers are told about, as postbacks (API-NOTES §7).
+"""The facts customers are told about, as postbacks (docs/postbacks.md).
 
 A postback goes through the outbox (store/outbox.py), never straight to the bus: the
 `*_postback` builders make one, and the store writes it in the transaction of the state
@@ -23,7 +23,7 @@ from mmsapi.tracking import tracking_id
 
 READY_EVENT = "TemplateReady"
 FAILED_EVENT = "EncodingFailed"
-# Postback code and the field naming the failed file, per kind (API-NOTES §5, §7).
+# Postback code and the field naming the failed file, per kind (docs/postbacks.md#codes).
 FAILURE_CODES: dict[MediaKind, tuple[str, str]] = {
     MediaKind.AUDIO: ("E002", "audio-name"),
     MediaKind.VIDEO: ("E003", "video-name"),
@@ -96,6 +96,8 @@ def send_postback(
         fields["status-details"] = details
     if handset:
         fields["handset"] = handset
+    if send.carrier_message_id:  # the carrier's id of the message: 1.3's AGGREGATORID
+        fields["aggregator-id"] = send.carrier_message_id
     if send.client_reference:
         fields["client-reference"] = send.client_reference
     return Postback(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Final
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -13,6 +14,8 @@ from mmsapi.models import ALL_ACTIONS, Account, Dialect, Send
 from mmsapi.observability import logger, metrics
 from mmsapi.services.auth import authenticate
 from mmsapi.services.context import Context
+from mmsapi.services.idempotency import run_once
+from mmsapi.services.limits import check_limits
 from mmsapi.services.manage import delete_mms, list_templates, parse_mms_id
 from mmsapi.services.save import save_mms
 from mmsapi.services.send import STATUS_DETAILS, send_new, send_saved
@@ -100,7 +103,7 @@ ACTIONS: Final[dict[str, Action]] = {
     "deleteMMSID": _delete,
     "getMMSTemplates": _list,
 }
-# Failures of these actions carry the `to` of the request (API-NOTES §2).
+# Failures of these actions carry the `to` of the request (docs/answers.md#failure).
 SEND_ACTIONS: Final = frozenset({"sendSavedMMS", "sendMMS"})
 # Action names are matched without regard to case, as legacy clients vary.
 _BY_LOWER: Final = {name.lower(): name for name in ALL_ACTIONS}
@@ -113,7 +116,7 @@ def handle(
     source_ip: str,
     budget: Budget | None = None,
 ) -> bytes:
-    """Answer one request. Every outcome is an XML answer (API-NOTES §1).
+    """Answer one request. Every outcome is an XML answer (docs/actions.md#the-request).
 
     `budget` is the time the work may take (the Lambda handler derives it from its
     context); without one, Budget.default(). saveMMS and sendMMS stop within it.
@@ -127,6 +130,7 @@ def _answer(ctx: Context, body: bytes, query: dict[str, str], source_ip: str) ->
     to: str | None = None
     try:
         if len(body) > get_settings().max_request_bytes:
+            dialect = sniff_dialect(body)  # a legacy client's refusal is in its dialect too
             raise ApiError("E100", detail="request body is too large")
         document = extract_document(body, query)
         dialect = sniff_dialect(document)
@@ -141,7 +145,9 @@ def _answer(ctx: Context, body: bytes, query: dict[str, str], source_ip: str) ->
         run = ACTIONS.get(action)
         if run is None:
             raise ApiError("E107")
-        fields = run(ctx, account, doc)
+        # Limits count every authenticated request, before its action does any work.
+        check_limits(account, action)
+        fields = run_once(account, action, doc, partial(run, ctx, account, doc))
         logger.info("answered", extra={"action": action, "account": account.account_id})
         metrics.add_metric(name="Succeeded", unit=MetricUnit.Count, value=1)
         return render.response(fields, dialect)

@@ -1,4 +1,4 @@
-"""Device Discovery Message (API-NOTES §6): the steps the discovery workflow runs.
+"""Device Discovery Message (docs/device-discovery.md): the steps the discovery workflow runs.
 
 deliver() ──start──> statemachine/ddm.asl.json
     SendDiscoveryMessage: discover()  (waits on its task token, up to ddm-message-timeout)
@@ -66,13 +66,13 @@ def learnt(ctx: Context, send: Send, delivered: bool, handset: str | None) -> No
     """The DDM's delivery report came: tell the customer, let the workflow go on."""
     token = send.ddm_task_token
     send.ddm_task_token = ""
-    send.carrier_message_id = ""  # the real MMS gets its own
     if delivered:
         postback = send_postback(
             send, "N502", "Message Sent/Delivered", details=DDM_DETAILS, handset=handset
         )
     else:
         postback = send_postback(send, "E502", "Message Sent/Failed", details=DDM_DETAILS)
+    send.carrier_message_id = ""  # the real MMS gets its own (the DDM's is told above)
     if not ctx.sends.save(send, expected=SendStatus.DISCOVERING, postback=postback):
         return  # the wait ran out meanwhile and the MMS is under way: nothing to resume
     if token:

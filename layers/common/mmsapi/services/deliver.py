@@ -229,7 +229,7 @@ def submit_mm7(send: Send, message: OutgoingMessage, transaction_id: str) -> mm7
 
 
 def _fallback(ctx: Context, send: Send, template: Template, reason: str) -> str:
-    """Fallback SMS: the text plus a link to the hosted page (API-NOTES §6)."""
+    """Fallback SMS: the text plus a link to the hosted page (docs/hosted-page.md#fallback-sms)."""
     if template.disable_fallback_sms or not send.fallback_sms_text:
         return _fail(ctx, send, f"{reason}; fallback SMS is disabled")
     text = send.fallback_sms_text

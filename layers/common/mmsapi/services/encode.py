@@ -249,5 +249,5 @@ def _apply(template: Template, results: list[dict[str, Any]]) -> None:
         media.rendition_bytes = first.bytes
         media.width, media.height = first.width, first.height
         media.duration_seconds = float(result["duration_seconds"])
-        # The slide plays as long as its media (API-NOTES §3), whole seconds, at least 1.
+        # The slide plays as long as its media (docs/actions.md#slides), whole seconds, at least 1.
         slide.duration = max(1, math.ceil(media.duration_seconds - 0.05))

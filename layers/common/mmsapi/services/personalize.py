@@ -1,4 +1,4 @@
-"""What one recipient reads: custom text and subject, merge tags filled (API-NOTES §3, §6),
+"""What one recipient reads: custom text and subject, merge tags filled (docs/merge-tags.md),
 and the size limits of what a send carries, checked before it is accepted."""
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def check_sizes(template: Template, send: Send, max_text_chars: int) -> None:
 
     Filled lengths are computed from the tags, never built. The documents give codes
     for the subject (E314) and the text (E228); the other fields take E100 with a
-    detail, as client-reference over 64 characters does (API-NOTES §2).
+    detail, as client-reference over 64 characters does (docs/errors.md).
     """
     if len(send.data) > MAX_DATA_ENTRIES:
         raise ApiError("E100", detail=f"data holds more than {MAX_DATA_ENTRIES} values")

@@ -1,4 +1,4 @@
-"""Postback delivery (API-NOTES §7): bus events become signed XML POSTs to the account.
+"""Postback delivery (docs/postbacks.md): bus events become signed XML POSTs to the account.
 
 An event's detail is {"code": "N003", "account_id": "...", "fields": {...}}. The
 XML is origin MMS_MT, the code, then the fields in POSTBACK_FIELDS order (absent
@@ -32,6 +32,7 @@ from mmsapi.media.guard import NetworkError, post_bytes
 from mmsapi.models import Account, Dialect
 from mmsapi.observability import logger
 from mmsapi.settings import Settings, get_settings
+from mmsapi.xml.postbacks13 import with_required
 from mmsapi.xml.render import Field, postback
 
 ORIGIN: Final = "MMS_MT"
@@ -50,6 +51,7 @@ POSTBACK_FIELDS: Final[tuple[str, ...]] = (
     "timestamp",
     "status-details",
     "handset",
+    "aggregator-id",  # legacy dialect only (xml/dialect.py LEGACY_ONLY)
     "client-reference",
 )
 CONTENT_TYPE: Final = "application/xml; charset=utf-8"
@@ -85,6 +87,8 @@ def build_postback(detail: Mapping[str, Any], dialect: Dialect) -> bytes:
     given = detail.get("fields") or {}
     if not isinstance(given, Mapping):
         raise MalformedEventError("event detail fields is not an object")
+    if dialect is Dialect.LEGACY:
+        given = with_required(code, given)  # what 1.3 receivers expect (docs/legacy-1.3.md)
     fields: list[Field] = [("origin", ORIGIN), ("code", code)]
     fields.extend(
         (name, str(given[name])) for name in POSTBACK_FIELDS if given.get(name) is not None

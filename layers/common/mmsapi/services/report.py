@@ -48,7 +48,7 @@ def _settle(ctx: Context, send: Send, outcome: Outcome, handset: str | None = No
     send.status = outcome.send_status
     if handset:
         send.handset = handset
-    # The handset is told on delivery only (API-NOTES §7: N102 and N502).
+    # The handset is told on delivery only (docs/postbacks.md#fields: N102 and N502).
     delivered = outcome.send_status is SendStatus.DELIVERED
     postback = send_postback(
         send, outcome.code, outcome.status, handset=handset if delivered else None

@@ -209,7 +209,7 @@ def _fetch_all(items: list[_Item], account: Account, writer: _Writer, budget: Bu
 
 
 def _check_content(item: _Item, max_text: int) -> None:
-    """Octet-stream content must really be what its extension says (API-NOTES §4)."""
+    """Octet-stream content must really be what its extension says (docs/media.md#types)."""
     fetched = item.fetched
     assert fetched is not None
     if item.ref.kind in OBJECT_KINDS and not sniff_matches(fetched.head, fetched.content_type):

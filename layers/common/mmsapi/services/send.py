@@ -59,7 +59,7 @@ def recipient(raw: str | None) -> tuple[str, str]:
 
 def shortcode_for(account: Account, requested: str | None, country: str) -> str:
     """The shortcode to send from: the requested one if it serves the recipient's
-    country, else the account's default shortcode of that country (API-NOTES §6)."""
+    country, else the account's default shortcode of that country (docs/actions.md#sendsavedmms)."""
     codes = {s.code: s for s in account.shortcodes}
     chosen = codes.get((requested or "").strip())
     if chosen is None:
@@ -99,7 +99,7 @@ def usable_template(ctx: Context, account: Account, raw_mms_id: str | None) -> T
     if template.status is TemplateStatus.ENCODING:
         raise ApiError("E626")
     if template.status is not TemplateStatus.READY:
-        # Failed encodings make the mms-id corrupted for good (API-NOTES §5).
+        # Failed encodings make the mms-id corrupted for good (docs/errors.md: E241).
         raise ApiError("E241", detail="its encoding failed" if template.failure_code else None)
     return template
 
@@ -116,7 +116,7 @@ def custom_texts(
             raise ApiError(
                 "E100", detail=f"custom-text slide {slide[:20]} is not a slide of the MMS"
             )
-        # One text replaces one slide's (API-NOTES §6): repeats would only grow the
+        # One text replaces one slide's (docs/actions.md#sendsavedmms): repeats would only grow the
         # send's item towards DynamoDB's 400 KB (an E503 before).
         if any(t.slide == number for t in texts):
             raise ApiError("E100", detail=f"custom-text for slide {number} is given twice")

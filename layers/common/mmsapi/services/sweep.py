@@ -51,7 +51,7 @@ GIVEN_UP: Final = {
     WORKFLOW: "the device discovery workflow failed",
 }
 ENCODING_TOO_LONG: Final = "encoding did not finish in time"
-EXPIRED: Final = "Message Sent/Expired"  # the E102 wording of API-NOTES §7
+EXPIRED: Final = "Message Sent/Expired"  # the E102 wording (docs/postbacks.md#n102-e102)
 EXPIRED_CODES: Final = {"MMS": "E102", "SMS": "E202"}
 TEMPLATE_GONE: Final = "the MMS was deleted before its encoding finished"
 

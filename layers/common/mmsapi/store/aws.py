@@ -32,10 +32,27 @@ _CONFIG = Config(
 _S3_CONFIG = _CONFIG.merge(Config(signature_version="s3v4"))
 
 
+# Set by a tool that talks to another AWS than its environment names (mmsapi-admin: a
+# stack's region, or the local runtime's embedded AWS); empty on Lambda.
+_session_options: dict[str, str] = {}
+_endpoint: dict[str, str] = {}
+
+
+def use(*, endpoint_url: str = "", **session_options: str) -> None:
+    """Make every client from now on use this endpoint and these Session options
+    (region_name, aws_access_key_id, ...)."""
+    _session_options.clear()
+    _session_options.update(session_options)
+    _endpoint.clear()
+    _endpoint.update({"endpoint_url": endpoint_url} if endpoint_url else {})
+    _client.cache_clear()
+
+
 @cache
 def _client(service: str) -> Any:
     config = _S3_CONFIG if service == "s3" else _CONFIG
-    return boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
+    session = boto3.session.Session(**_session_options)  # type: ignore[arg-type]
+    return session.client(service, config=config, **_endpoint)  # type: ignore[call-overload]
 
 
 def dynamodb() -> DynamoDBClient:
@@ -69,5 +86,5 @@ def sms() -> PinpointSMSVoiceV2Client:
 
 
 def reset() -> None:
-    """Forget every client (tests that start a fresh emulated AWS call this)."""
-    _client.cache_clear()
+    """Forget every client and `use` (tests that start a fresh emulated AWS call this)."""
+    use()

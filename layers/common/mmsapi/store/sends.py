@@ -17,12 +17,14 @@ from botocore.exceptions import ClientError
 
 from mmsapi import deadlines
 from mmsapi.errors import DomainError
-from mmsapi.models import Send, SendStatus, utcnow
+from mmsapi.models import Send, SendStatus, SendStep, utcnow
 from mmsapi.settings import get_settings
 from mmsapi.store import aws, dynamo, outbox
 from mmsapi.store.outbox import Postback
 
 DAY_SECONDS = 86_400
+# Steps kept in a send's history: retries could otherwise grow the item without bound.
+MAX_STEPS = 50
 
 
 class SendStore:
@@ -54,6 +56,8 @@ class SendStore:
         }
 
     def create(self, send: Send) -> None:
+        send.updated_at = send.created_at  # its first step is its acceptance
+        send.history = _with_step(send, None)
         dynamo.create_item(self.table, self._item(send), "send_id", what="send")
 
     def save(
@@ -72,6 +76,19 @@ class SendStore:
         this change goes to the outbox in the same transaction: both or neither.
         """
         send.updated_at = utcnow()
+        history, send.history = send.history, _with_step(send, postback)
+        written = self._save(send, expected, carrier_message, postback)
+        if not written:
+            send.history = history  # not stored: the caller may try again
+        return written
+
+    def _save(
+        self,
+        send: Send,
+        expected: SendStatus | None,
+        carrier_message: bool,
+        postback: Postback | None,
+    ) -> bool:
         extra: dict[str, Any] = {}
         if expected is not None:
             extra = {
@@ -110,12 +127,16 @@ class SendStore:
         is still `expected` with the deadline `settle_by` the sweeper read (a worker that
         moved it on, or gave it a new deadline, wins)."""
         send.updated_at = utcnow()
+        history, send.history = send.history, _with_step(send, postback)
         put = {
             "TableName": self.table,
             "Item": self._item(send),
             **unchanged_since(expected.value, settle_by),
         }
-        return dynamo.transact_write([{"Put": put}, outbox.transact_put(postback)], what="send")
+        written = dynamo.transact_write([{"Put": put}, outbox.transact_put(postback)], what="send")
+        if not written:
+            send.history = history
+        return written
 
     def overdue(self, now: int, limit: int) -> list[int]:
         """Ids of sends still under way past their deadline (the sparse index: eventually
@@ -157,6 +178,22 @@ class SendStore:
         if send is None or send.carrier_message_id != message_id:
             return None
         return send
+
+
+def _with_step(send: Send, postback: Postback | None) -> list[SendStep]:
+    """The send's history with its change now (bounded: the first step and the latest)."""
+    step = SendStep(
+        at=send.updated_at,
+        status=send.status,
+        sent_as=send.sent_as,
+        carrier_message_id=send.carrier_message_id,
+        handset=send.handset,
+        postback=str(postback.detail.get("code", "")) if postback else "",
+    )
+    history = [*send.history, step]
+    if len(history) > MAX_STEPS:
+        history = [history[0], *history[1 - MAX_STEPS :]]
+    return history
 
 
 def unchanged_since(status: str, settle_by: int | None) -> dict[str, Any]:

@@ -1,0 +1,91 @@
+"""`mmsapi-admin trace TRACKING-ID`: the timeline of one send, from its stored record.
+
+Every change of a send is stored with the send (Send.history, appended by
+store/sends.py in the same write): accepted, claimed, submitted (carrier message id),
+fallback SMS, reported, failed, each with the postback it queued. A postback's
+delivery attempts are PostbackFunction's: its log lines carry the postback id printed
+here (X-MMS-Postback-Id).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from mmsapi.models import Send, SendStatus, SendStep
+from mmsapi.services.accounts import InvalidInputError
+from mmsapi.store.accounts import AccountStore
+from mmsapi.store.outbox import OutboxStore, send_postback_id
+from mmsapi.store.sends import SendStore
+from mmsapi.store.templates import TemplateStore
+from mmsapi.tracking import parse_tracking_id, tracking_id
+
+# What each status means in a timeline.
+STEP_WORDS: Final[dict[SendStatus, str]] = {
+    SendStatus.WAITING: "accepted, waiting for its MMS to finish encoding",
+    SendStatus.QUEUED: "queued for delivery",
+    SendStatus.SUBMITTING: "claimed by a delivery worker, adapting and submitting",
+    SendStatus.DISCOVERING: "Device Discovery Message sent, waiting for its report",
+    SendStatus.SENT: "sent",
+    SendStatus.DELIVERED: "delivered (the carrier's report)",
+    SendStatus.FAILED: "failed",
+}
+
+
+def send_id_of(raw: str) -> int:
+    send_id = parse_tracking_id(raw.strip())
+    if send_id is None:
+        raise InvalidInputError(f"tracking-id {raw[:60]!r}: not a tracking-id (base64 of MMS_n)")
+    return send_id
+
+
+def describe(step: SendStep, first: bool) -> str:
+    words = STEP_WORDS[step.status]
+    if first and step.status is SendStatus.QUEUED:
+        words = "accepted, queued for delivery"
+    if step.status is SendStatus.SENT:
+        words = "fallback SMS sent" if step.sent_as == "SMS" else f"sent as {step.sent_as or 'MMS'}"
+    details = [
+        f"carrier message id {step.carrier_message_id}"
+        if step.carrier_message_id and step.status is SendStatus.SENT
+        else "",
+        f"handset {step.handset}" if step.handset and step.status is SendStatus.DELIVERED else "",
+    ]
+    line = "; ".join([words, *filter(None, details)])
+    return f"{line:70} postback {step.postback}" if step.postback else line
+
+
+def timeline(send: Send, accounts: AccountStore, outbox: OutboxStore) -> str:
+    template = TemplateStore().get(send.mms_id)
+    account = accounts.get(send.account_id)
+    about = [
+        ("tracking-id", f"{tracking_id(send.send_id)}   (send {send.send_id})"),
+        ("account", f"{send.account_id} ({account.name if account else 'deleted'})"),
+        (
+            "mms-id",
+            f"{send.mms_id} ({template.name}, {template.status.value})"
+            if template
+            else f"{send.mms_id} (deleted)",
+        ),
+        ("to", f"{send.to} from {send.sender} (asked for {send.requested_from or '-'})"),
+        ("service-id", f"{send.service_id}   operator-id {send.operator_id or '-'}"),
+        ("client-reference", send.client_reference or "(none)"),
+        ("status now", send.status.value + (f" (as {send.sent_as})" if send.sent_as else "")),
+    ]
+    lines = [f"{label + ':':18} {value}" for label, value in about]
+    lines.append("timeline (UTC):")
+    for number, step in enumerate(send.history):
+        when = step.at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]  # to the millisecond
+        lines.append(f"  {when}  {describe(step, number == 0)}")
+    if not send.history:
+        lines.append("  (stored before sends kept their history)")
+    for code in dict.fromkeys(step.postback for step in send.history if step.postback):
+        postback_id = send_postback_id(send.send_id, code)
+        where = "still in the outbox" if outbox.pending(postback_id) else "published"
+        lines.append(f"postback {code}: id {postback_id}, {where}")
+    return "\n".join(lines)
+
+
+def trace(raw_tracking_id: str, accounts: AccountStore) -> str | None:
+    """The printed timeline of the send, or None if there is no such send."""
+    send = SendStore().get(send_id_of(raw_tracking_id))
+    return timeline(send, accounts, OutboxStore()) if send else None
