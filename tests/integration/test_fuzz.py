@@ -305,11 +305,32 @@ def render(elements: list[Element], dialect: Dialect) -> bytes:
     return bytes(etree.tostring(root, encoding="utf-8"))
 
 
+def layout13(body: bytes, rng: random.Random) -> bytes:
+    """The same legacy request in 1.3's older layout: NAME and the slides under
+    <CONTENT><SEQUENCE>, a slide's DURATION as its attribute (docs/legacy-1.3.md)."""
+    root = etree.fromstring(body)
+    content = etree.SubElement(root, "CONTENT")
+    sequence = etree.SubElement(content, "SEQUENCE")
+    for element in list(root):
+        if element.tag == "NAME":
+            content.insert(0, element)
+        elif element.tag == "SLIDE":
+            sequence.append(element)
+            duration = element.find("DURATION")
+            if duration is not None and rng.random() < 0.8:
+                element.set("duration", duration.text or "")
+                element.remove(duration)
+    return bytes(etree.tostring(root, encoding="utf-8"))
+
+
 def generated(pool: Pool, seed: int) -> tuple[bytes, str]:
     rng = random.Random(seed)
     elements, action = request(rng, pool)
     dialect = Dialect.LEGACY if rng.random() < 0.5 else Dialect.CURRENT
-    return render(elements, dialect), f"{action}/{dialect.value}"
+    body = render(elements, dialect)
+    if dialect is Dialect.LEGACY and action in {"saveMMS", "sendMMS"} and rng.random() < 0.4:
+        return layout13(body, rng), f"{action}/legacy-1.3-layout"
+    return body, f"{action}/{dialect.value}"
 
 
 # ---- fixtures ------------------------------------------------------------------------
@@ -408,7 +429,7 @@ def test_generated_requests(client: Client, pool: Pool, quiet: None) -> None:
     )
     assert not failures, "\n".join(failures[:20])
     # And every action was tried in both dialects, and many outcomes were reached
-    assert len(kinds) == 10, kinds
+    assert len(kinds) == 12, kinds  # 5 actions in 2 dialects, 2 of them in 1.3's layout too
     assert figures.codes["Success"] > 0
     assert len(figures.codes) > 10
 
@@ -425,6 +446,12 @@ HOSTILE: Final[dict[str, Callable[[Pool], bytes]]] = {
         "<FALLBACKSMSTEXT>f</FALLBACKSMSTEXT>"
         + "<SLIDE><TEXT>x</TEXT></SLIDE>" * 10_000
         + "</REQUEST>"
+    ).encode(),
+    "10000-sequence-slides-legacy": lambda p: (
+        f"<REQUEST><ACTION>saveMMS</ACTION><API_KEY>{p.api_key}</API_KEY>"
+        "<FALLBACKSMSTEXT>f</FALLBACKSMSTEXT><CONTENT><NAME>n</NAME><SEQUENCE>"
+        + '<SLIDE duration="²"><TEXT>x</TEXT></SLIDE>' * 10_000
+        + "</SEQUENCE></CONTENT></REQUEST>"
     ).encode(),
     "10000-to": lambda p: (
         f"<request><action>sendSavedMMS</action><api-key>{p.api_key}</api-key>"
