@@ -9,8 +9,11 @@ the postback function would for an account of each, and validated. A document th
 does not validate is recorded, not raised where it was made (the front door would
 turn the exception into an E503 answer, and a postback worker into a retry), and
 fails the test that produced it, in its setup, call or teardown, naming the schema,
-the line and the document. A dialect without that schema file yet counts its
-documents as unvalidated. The terminal summary tells how many were checked.
+the line and the document. A document that cannot be checked (no schema for its root
+or dialect, or a postback detail that build_postback refuses) fails its test too:
+only tests marked schema_exempt may leave documents unvalidated, and the session
+fails if any other document went unvalidated. The terminal summary tells how many
+were checked.
 
 The e2e tests talk to the local runtime, another process: there the answers
 (`LocalRuntime.post`) and postbacks (`Postbacks.record`, on the postback server's
@@ -116,14 +119,22 @@ class Harness:
     original: Render | None = None
     original_init: Callable[..., None] | None = None
     exempt: bool = False  # the running test made its documents up (schema_exempt)
+    unchecked: int = 0  # documents outside schema_exempt tests that could not be checked
     e2e_originals: dict[str, Any] = field(default_factory=dict)
+
+    def unvalidated(self, why: str) -> None:
+        """A document went unchecked: allowed in a schema_exempt test only."""
+        with self.lock:
+            self.counts["unvalidated"] += 1
+            if not self.exempt:
+                self.unchecked += 1
+                self.failures.append(f"a document could not be validated: {why}")
 
     def check(self, root: str, dialect: Dialect, document: bytes) -> None:
         kind = KINDS.get(root)
         path = schema_path(dialect, kind) if kind else None
-        if kind is None or path is None or self.exempt:
-            with self.lock:
-                self.counts["unvalidated"] += 1
+        if self.exempt or kind is None or path is None:
+            self.unvalidated(f"no {dialect.value} schema for <{root}>")
             return
         found = problems(document, path)
         with self.lock:
@@ -190,15 +201,15 @@ class Harness:
     def render_postback(self, detail: dict[str, Any]) -> None:
         """Render a postback's detail in every dialect (render() validates each).
 
-        A detail that cannot be rendered (MalformedEventError: a test's made-up event)
-        is counted as unvalidated; the postback function's own tests cover refusing it.
+        A detail that cannot be rendered fails the test that made it (a test that makes
+        malformed events on purpose is schema_exempt); the exception is recorded, not
+        raised, so that the code under test runs on unchanged.
         """
         for dialect in Dialect:
             try:
                 build_postback(detail, dialect)
-            except Exception:  # a made-up detail: the harness must change nothing
-                with self.lock:
-                    self.counts["unvalidated"] += 1
+            except Exception as exc:  # recorded for the test: the harness changes nothing
+                self.unvalidated(f"build_postback({detail!r}, {dialect.value}) raised {exc!r}")
 
     def uninstall(self) -> None:
         if self.original is not None:
@@ -230,7 +241,7 @@ class Harness:
         )
         return (
             f"Schemas: {answers} answers and {postbacks} postbacks validated ({per_dialect}), "
-            f"{counts['unvalidated']} unvalidated"
+            f"{counts['unvalidated']} unvalidated ({self.unchecked} outside schema_exempt tests)"
         )
 
 
@@ -293,6 +304,13 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, Any, Any]:
     return (yield from _phase(item, "teardown"))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # A document outside schema_exempt tests that went unchecked fails the run, even one
+    # made where no test phase could report it.
+    if HARNESS.unchecked and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

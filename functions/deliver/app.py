@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mmsapi.observability import logger, metrics, tracer
+from mmsapi.observability import logger, message_context, metrics, tracer
 from mmsapi.services.adapt import reencode_within
 from mmsapi.services.context import context
 from mmsapi.services.ddm import after_discovery, discover
@@ -34,8 +34,13 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 
 def _one(record: SQSRecord) -> None:
-    ctx = context()
     send_id = int(json.loads(record.body)["send_id"])
+    with message_context(action="deliver", send_id=send_id):
+        _deliver(record, send_id)
+
+
+def _deliver(record: SQSRecord, send_id: int) -> None:
+    ctx = context()
     try:
         outcome = deliver(ctx, send_id)
     except Exception as exc:  # RetryLater, or a fault a later attempt may not meet
@@ -52,6 +57,11 @@ def _one(record: SQSRecord) -> None:
 
 def _step(event: dict[str, Any]) -> dict[str, Any]:
     send_id = int(event["send_id"])
+    with message_context(action=f"ddm-{event['step']}", send_id=send_id):
+        return _run_step(event, send_id)
+
+
+def _run_step(event: dict[str, Any], send_id: int) -> dict[str, Any]:
     if event["step"] == "discover":
         outcome = discover(context(), send_id, str(event["task_token"]))
     elif event["step"] == "settle":

@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mmsapi.observability import logger, metrics, tracer
+from mmsapi.observability import encoding_ids, logger, message_context, metrics, tracer
 from mmsapi.services.context import context
 from mmsapi.services.encode import finalize
 
@@ -15,4 +15,5 @@ from mmsapi.services.encode import finalize
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
-    return finalize(context(), event)
+    with message_context(action="finalize", **encoding_ids(event)):
+        return finalize(context(), event)

@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mmsapi.observability import logger, metrics, tracer
+from mmsapi.observability import logger, message_context, metrics, postback_ids, tracer
 from mmsapi.services.postback import count_postback, handle_event
 from mmsapi.store.accounts import AccountStore
 
@@ -33,9 +33,14 @@ accounts = AccountStore()  # no cache: each event reads its account as it is now
 
 async def record_handler(record: SQSRecord) -> None:
     event: dict[str, Any] = json.loads(record.body)
-    if record.attributes.approximate_receive_count == "1":
-        count_postback(event)  # once per event, not once per retry of its delivery
-    await asyncio.to_thread(handle_event, event, accounts)
+    detail = event.get("detail")
+    ids = postback_ids(detail) if isinstance(detail, dict) else {}
+    attempt = int(record.attributes.approximate_receive_count or 1)
+    # Each record is a task of its own: its ids stay on its lines (and its thread's).
+    with message_context(action="postback", **ids):
+        if attempt == 1:
+            count_postback(event)  # once per event, not once per retry of its delivery
+        await asyncio.to_thread(handle_event, event, accounts, None, attempt)
 
 
 @logger.inject_lambda_context

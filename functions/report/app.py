@@ -12,7 +12,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mmsapi.carrier.mm7 import MM7Error
-from mmsapi.observability import logger, metrics, tracer
+from mmsapi.observability import logger, message_context, metrics, tracer
 from mmsapi.services.context import context
 from mmsapi.services.report import mm7_report, sms_event, sms_report
 from mmsapi.settings import get_settings
@@ -27,10 +27,11 @@ def _sns(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Fallback SMS receipts from AWS End User Messaging, through its SNS topic."""
     settled = 0
     for record in records:
-        try:
-            settled += sms_event(context(), json.loads(record["Sns"]["Message"]))
-        except (ValueError, KeyError, TypeError):
-            logger.warning("not an SMS event", extra={"record": record.get("Sns", {})})
+        with message_context(action="report"):  # one record's ids, not the next one's
+            try:
+                settled += sms_event(context(), json.loads(record["Sns"]["Message"]))
+            except (ValueError, KeyError, TypeError):
+                logger.warning("not an SMS event", extra={"record": record.get("Sns", {})})
     return {"settled": settled}
 
 
@@ -38,6 +39,11 @@ def _sns(records: list[dict[str, Any]]) -> dict[str, Any]:
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
+    with message_context(action="report"):
+        return _handle(event)
+
+
+def _handle(event: dict[str, Any]) -> dict[str, Any]:
     if "Records" in event:
         return _sns(event["Records"])
     params = event.get("pathParameters") or {}

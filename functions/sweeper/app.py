@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mmsapi.observability import logger, metrics, tracer
+from mmsapi.observability import logger, message_context, metrics, tracer
 from mmsapi.services.context import context
 from mmsapi.services.sweep import QUEUE, settle_send, sweep
 
@@ -28,6 +28,11 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 
 def _dead_letter(record: SQSRecord) -> None:
+    with message_context(action="dead-letter"):  # this record's ids only
+        _settle_dead_letter(record)
+
+
+def _settle_dead_letter(record: SQSRecord) -> None:
     try:
         send_id = int(json.loads(record.body)["send_id"])
     except (ValueError, KeyError, TypeError):

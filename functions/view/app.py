@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mmsapi.observability import logger, metrics, tracer
+from mmsapi.observability import logger, message_context, metrics, tracer
 from mmsapi.services.context import context
 from mmsapi.services.view import render_view
 
@@ -28,5 +28,6 @@ HEADERS = {
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
     token = str((event.get("pathParameters") or {}).get("token") or "")
-    page = render_view(context(), token)
+    with message_context(action="view"):
+        page = render_view(context(), token)
     return {"statusCode": page.status, "headers": HEADERS, "body": page.html}

@@ -167,6 +167,7 @@ def send_xml(mms_id: str, to: str) -> str:
     <to>{to}</to>
     <from>28444</from>
     <service-id>12345</service-id>
+    <client-reference>{CLIENT_REFERENCE}</client-reference>
     <custom-subject>{SUBJECT}</custom-subject>
     <custom-text><value>{CUSTOM_TEXT}</value><slide>2</slide></custom-text>
     <data><firstname>Bill</firstname></data>

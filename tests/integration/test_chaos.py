@@ -326,6 +326,14 @@ def test_every_message_ends_under_aws_and_carrier_faults(
         if Template.model_validate_json(item["doc"]["S"]).status is TemplateStatus.ENCODING
     ]
     sends = _scan(client.ctx.sends.table)
+    # And no message was told two different ends
+    ends: dict[str, list[str]] = {}
+    for detail in told(stack).values():
+        if detail["code"] in SEND_FINAL_CODES | TEMPLATE_FINAL_CODES:
+            fields = detail.get("fields", {})
+            message = fields.get("tracking-id") or f"mms-{fields.get('mms-id')}"
+            ends.setdefault(str(message), []).append(detail["code"])
+    doubled = {message: codes for message, codes in ends.items() if len(codes) > 1}
     figures: dict[str, Any] = {
         "inputs": f"{SENDS} sends over {TEMPLATES} templates, {FAULTS:.0%} AWS faults",
         "api answers": dict(answers),
@@ -336,6 +344,7 @@ def test_every_message_ends_under_aws_and_carrier_faults(
         ),
         "mm7 submissions": len(carrier.mmsc.submissions()),
         "duplicates": len(duplicates),
+        "messages told two ends": len(doubled),
         "orphans": len(orphans),
         "stuck": len(stuck),
         "drive": dict(drive.figures),
@@ -346,5 +355,6 @@ def test_every_message_ends_under_aws_and_carrier_faults(
     # Every message ended with its final postback
     assert_every_message_ended(client.ctx, stack)
     assert not duplicates, duplicates
+    assert not doubled, doubled
     assert not orphans, orphans[:20]
     assert not stuck

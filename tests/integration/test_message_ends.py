@@ -53,8 +53,8 @@ def told(stack: Stack) -> dict[str, dict[str, Any]]:
     """Every postback told so far, by id (postback_events relays the outbox to the postback
     queue and reads it once, so they are remembered here)."""
     for event in postback_events(stack):
-        detail = event["detail"]
-        _TOLD[str(detail.get("postback_id", event.get("id")))] = detail
+        # At least once: a postback published again keeps its id, and is told once here.
+        _TOLD[str(event.get("postback_id") or event.get("id"))] = event["detail"]
     return _TOLD
 
 

@@ -147,7 +147,9 @@ def test_a_relay_that_dies_after_publishing_publishes_again_with_the_same_id(
     # Given a postback in the outbox, and the relay unable to delete it once published
     send = a_send(client)
     send.status = SendStatus.FAILED
-    assert client.ctx.sends.save(send, postback=send_postback(send, "E999", "Message Failed"))
+    assert client.ctx.sends.save(
+        send, postback=send_postback(send, "E999", "Message Failed", details="gave up")
+    )
     records = _stream_records(stack)
     refused = _answer(500, {"Error": {"Code": "InternalServerError", "Message": "injected"}})
     with fault(aws.dynamodb(), "DeleteItem", lambda: refused), pytest.raises(DomainError):
@@ -165,7 +167,9 @@ def test_a_retried_batch_skips_what_it_published_already(client: Client, stack: 
     for send_id in (7001, 7002):
         send = a_send(client, send_id)
         send.status = SendStatus.FAILED
-        client.ctx.sends.save(send, postback=send_postback(send, "E101", "Message Failed"))
+        client.ctx.sends.save(
+            send, postback=send_postback(send, "E101", "Message Failed", details="refused")
+        )
     records = _stream_records(stack)
     assert relay_event({"Records": records}) == {"batchItemFailures": []}
     # When the same batch comes again (Lambda retries a batch after a timeout)
@@ -187,7 +191,7 @@ def test_a_state_change_that_is_refused_writes_no_postback(client: Client, stack
     saved = client.ctx.sends.save(
         send,
         expected=SendStatus.SUBMITTING,
-        postback=send_postback(send, "E999", "Message Failed"),
+        postback=send_postback(send, "E999", "Message Failed", details="gave up"),
     )
     # Then neither the state nor the postback is written
     assert saved is False
@@ -209,7 +213,9 @@ def test_a_transaction_that_fails_writes_neither_state_nor_postback(
         fault(aws.dynamodb(), "TransactWriteItems", lambda: refused),
         pytest.raises(DomainError),
     ):
-        client.ctx.sends.save(send, postback=send_postback(send, "E101", "Message Failed"))
+        client.ctx.sends.save(
+            send, postback=send_postback(send, "E101", "Message Failed", details="refused")
+        )
     # Then the send is still queued and no postback waits
     stored = client.ctx.sends.get(send.send_id)
     assert stored is not None

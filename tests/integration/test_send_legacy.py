@@ -116,4 +116,4 @@ def test_legacy_send_mms_codes(client: Client) -> None:
     assert legacy_send(client, base, "sendMMS", slide)["ERRORCODE"] == "E622"
     ok = legacy_send(client, {**base, "FALLBACKSMSTEXT": "f"}, "sendMMS", slide)
     assert ok["STATUS"] == "Success", ok
-    assert {"MMSID", "TRACKINGID", "TO", "FROM", "STATUSDETAILS"} <= set(ok)
+    assert list(ok) == ["STATUS", "TO", "MMSID", "TRACKINGID", "STATUSDETAILS"]

@@ -137,6 +137,7 @@ def test_legacy_names_of_every_field() -> None:
         "VIDEONAME",
         "IMAGENAME",
         "FROM",
+        "FROM_MASK",
         "TO",
         "TRACKINGID",
         "SPID",

@@ -298,6 +298,7 @@ class SendStep(BaseModel):
     carrier_message_id: str = ""
     handset: str = ""
     postback: str = ""  # the code of the postback written with this change, if any
+    rendition: str = ""  # sent as MMS: the handset profile and parts it was adapted to
 
 
 class Send(BaseModel):
@@ -329,3 +330,6 @@ class Send(BaseModel):
     updated_at: datetime = Field(default_factory=utcnow)
     # Every stored change, oldest first (store/sends.py appends; mmsapi-admin trace).
     history: list[SendStep] = Field(default_factory=list)
+    # The adaptation the MMS went out as (deliver): "<profile>: <type> <KB>, ..."; the
+    # history's sent step keeps it.
+    rendition: str = ""

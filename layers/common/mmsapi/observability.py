@@ -1,11 +1,200 @@
-"""Powertools Logger, Tracer and Metrics: one instance each for every handler."""
+"""Powertools Logger, Tracer and Metrics: one instance each for every handler, and the ids
+of the message at hand on every log line, X-Ray annotation and per-code metric.
+
+`message_context(...)` opens a scope (a handler's invocation, one record of a batch) and
+`tag(...)` adds the ids learnt inside it (outside any scope it keeps nothing): every log
+line written in the scope carries account, action, mms_id, send_id, tracking_id and
+client_reference (those known), and when tracing is active they are X-Ray annotations
+too. Leaving the scope restores what was there before, so no id leaks into the next
+record or invocation. A ContextVar holds them: concurrent records (asyncio tasks,
+threads started with their context) keep apart.
+
+The X-Ray SDK is imported only where tracing is active (on Lambda, unless
+POWERTOOLS_TRACE_DISABLED): elsewhere the Tracer gets a provider that records nothing.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Generator, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from types import MappingProxyType
+from typing import Any, Final
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.types import LogRecord
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
 
 from mmsapi.redact import RedactingFormatter
 from mmsapi.settings import get_settings
+from mmsapi.tracking import parse_tracking_id, tracking_id
+
+# The ids that let an operator follow one message, in the order a log line shows them.
+ID_KEYS: Final = ("account", "action", "mms_id", "send_id", "tracking_id", "client_reference")
+
+# The libraries whose calls become X-Ray subsegments (urllib3 sits on httplib).
+PATCHED: Final = ("botocore", "httplib")
+
+_EMPTY: Final[Mapping[str, str]] = MappingProxyType({})
+# None: no scope is open, and tag() keeps nothing (a service called outside any handler,
+# by a test or a tool, must not leave ids behind for whatever runs next).
+_ids: ContextVar[Mapping[str, str] | None] = ContextVar("mmsapi_message_ids", default=None)
+
+
+class _MessageFormatter(RedactingFormatter):
+    """Powertools' JSON line (redacted), with the ids of the message at hand."""
+
+    def serialize(self, log: LogRecord) -> str:
+        ids = _ids.get()
+        if ids:
+            # A key the line gives itself (extra=...) wins over the scope's.
+            log = {**log, **{k: v for k, v in ids.items() if k not in log}}
+        return super().serialize(log)
+
+
+class _NoSegment(BaseSegment):
+    """What an untraced provider hands out: takes everything, records nothing."""
+
+    def close(self, end_time: int | None = None) -> None:
+        return None
+
+    def add_subsegment(self, subsegment: Any) -> None:
+        return None
+
+    def remove_subsegment(self, subsegment: Any) -> None:
+        return None
+
+    def put_annotation(self, key: str, value: str | numbers.Number | bool) -> None:
+        return None
+
+    def put_metadata(self, key: str, value: Any, namespace: str = "default") -> None:
+        return None
+
+    def add_exception(self, exception: BaseException, stack: Any, remote: bool = False) -> None:
+        return None
+
+
+class _Untraced(BaseProvider):
+    """The Tracer's provider where tracing is off: no X-Ray SDK import (about 150 ms)."""
+
+    @contextmanager
+    def in_subsegment(self, name: Any = None, **kwargs: Any) -> Generator[BaseSegment, None, None]:
+        yield _NoSegment()
+
+    def in_subsegment_async(self, name: Any = None, **kwargs: Any) -> Any:
+        raise NotImplementedError("no async subsegments in this code base")
+
+    def put_annotation(self, key: str, value: str | numbers.Number | bool) -> None:
+        return None
+
+    def put_metadata(self, key: str, value: Any, namespace: str = "default") -> None:
+        return None
+
+    def patch(self, modules: Any) -> None:
+        return None
+
+    def patch_all(self) -> None:
+        return None
+
+
+def _tracer() -> Tracer:
+    # Powertools' own rule (POWERTOOLS_TRACE_DISABLED, or not on Lambda, or SAM local),
+    # asked before its Tracer imports the X-Ray SDK for a provider it would not use.
+    if Tracer._is_tracer_disabled():
+        return Tracer(provider=_Untraced(), disabled=True, auto_patch=False)
+    # Only what the code uses: AWS calls, and urllib3's HTTP (MM7, SMS, media, postbacks).
+    # patch_all would import aiobotocore, sqlite3, ... at every cold start.
+    return Tracer(patch_modules=PATCHED)
+
 
 # Every line redacted as a whole: no API key, secret or view token reaches the logs.
-logger = Logger(logger_formatter=RedactingFormatter())
-tracer = Tracer()
+logger = Logger(logger_formatter=_MessageFormatter())
+tracer = _tracer()
 metrics = Metrics(namespace=get_settings().metrics_namespace)
+
+
+def current_ids() -> dict[str, str]:
+    """The ids of the message at hand (for tests and for lines built by hand)."""
+    return dict(_ids.get() or {})
+
+
+def tag(**ids: object) -> None:
+    """Add ids to the current scope (empty values are left out); annotate the trace."""
+    given = {k: str(v) for k, v in ids.items() if v is not None and v != ""}
+    current = _ids.get()
+    if not given or current is None:
+        return
+    _ids.set(MappingProxyType({**current, **given}))
+    if not tracer.disabled:
+        for key, value in given.items():
+            tracer.put_annotation(key=key, value=value)
+
+
+@contextmanager
+def message_context(**ids: object) -> Iterator[None]:
+    """A scope that starts empty (a handler's invocation, one record of a batch) with
+    these ids; they, and any tagged inside, go when it ends."""
+    token = _ids.set(_EMPTY)
+    try:
+        tag(**ids)
+        yield
+    finally:
+        _ids.reset(token)
+
+
+def send_ids(send: Any) -> dict[str, object]:
+    """The ids of a send (models.Send)."""
+    return {
+        "account": send.account_id,
+        "mms_id": send.mms_id,
+        "send_id": send.send_id,
+        "tracking_id": tracking_id(send.send_id),
+        "client_reference": send.client_reference,
+    }
+
+
+def template_ids(template: Any) -> dict[str, object]:
+    """The ids of a template (models.Template)."""
+    return {
+        "account": template.account_id,
+        "mms_id": template.mms_id,
+        "client_reference": template.client_reference,
+    }
+
+
+def encoding_ids(event: Mapping[str, Any]) -> dict[str, object]:
+    """The ids of an encoding workflow's task input (services/encode.encoding_input)."""
+    single = event.get("single_send_id")
+    send_id = int(single) if isinstance(single, int | str) and str(single).isdigit() else None
+    return {
+        "account": event.get("account_id"),
+        "mms_id": event.get("mms_id"),
+        "send_id": send_id,
+        "tracking_id": tracking_id(send_id) if send_id is not None else None,
+    }
+
+
+def postback_ids(detail: Mapping[str, Any]) -> dict[str, object]:
+    """The ids a postback's detail names ({"account_id", "fields": {...}})."""
+    fields = detail.get("fields")
+    fields = fields if isinstance(fields, Mapping) else {}
+    tracking = str(fields.get("tracking-id") or "")
+    return {
+        "account": detail.get("account_id"),
+        "mms_id": fields.get("mms-id"),
+        "send_id": parse_tracking_id(tracking) if tracking else None,
+        "tracking_id": tracking,
+        "client_reference": fields.get("client-reference"),
+    }
+
+
+def count(name: str, **dimensions: str) -> None:
+    """One data point of `name` with its own dimensions (CloudWatch EMF, printed at once):
+    per action and per code, never per account (each dimension set is a billed metric)."""
+    with single_metric(
+        name=name, unit=MetricUnit.Count, value=1, namespace=get_settings().metrics_namespace
+    ) as metric:
+        for key, value in dimensions.items():
+            metric.add_dimension(name=key, value=value or "none")

@@ -34,7 +34,15 @@ def clean_subject(subject: str, limit: int) -> str:
     Merge tags are kept whole: they are filled at send time and cleaned again then.
     """
     carried = "".join(ch if _carried(ch) else (" " if ch in "\t\r\n" else "") for ch in subject)
-    return " ".join(carried.split())[:limit].rstrip()
+    collapsed = " ".join(carried.split())
+    cut = limit
+    for match in MERGE_TAG.finditer(collapsed):
+        if match.start() >= limit:
+            break
+        if match.end() > limit:  # the limit falls inside this tag: cut before it
+            cut = match.start()
+            break
+    return collapsed[:cut].rstrip()
 
 
 def merge_tags(*texts: str | None) -> list[str]:

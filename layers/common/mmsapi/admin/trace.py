@@ -2,9 +2,12 @@
 
 Every change of a send is stored with the send (Send.history, appended by
 store/sends.py in the same write): accepted, claimed, submitted (carrier message id),
-fallback SMS, reported, failed, each with the postback it queued. A postback's
-delivery attempts are PostbackFunction's: its log lines carry the postback id printed
-here (X-MMS-Postback-Id).
+fallback SMS, reported, failed, each with the postback it queued, and the rendition
+(handset profile and parts) an MMS went out as. A postback's delivery attempts are
+PostbackFunction's: each attempt is a log line carrying the tracking_id and the
+postback id printed here (X-MMS-Postback-Id), with its attempt number; recording them
+in the send would cost a write per attempt. The query printed last finds them, and
+every other function's lines of the send, in CloudWatch Logs Insights.
 """
 
 from __future__ import annotations
@@ -76,13 +79,27 @@ def timeline(send: Send, accounts: AccountStore, outbox: OutboxStore) -> str:
     for number, step in enumerate(send.history):
         when = step.at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]  # to the millisecond
         lines.append(f"  {when}  {describe(step, number == 0)}")
+        if step.rendition and step.sent_as == "MMS":
+            lines.append(f"{'':27}adapted for {step.rendition}")
     if not send.history:
         lines.append("  (stored before sends kept their history)")
     for code in dict.fromkeys(step.postback for step in send.history if step.postback):
         postback_id = send_postback_id(send.send_id, code)
         where = "still in the outbox" if outbox.pending(postback_id) else "published"
         lines.append(f"postback {code}: id {postback_id}, {where}")
+    lines.append(
+        "every log line of this send, postback attempts included (CloudWatch Logs Insights):"
+    )
+    lines.append(f"  {logs_query(tracking_id(send.send_id))}")
     return "\n".join(lines)
+
+
+def logs_query(tracking: str) -> str:
+    """The Logs Insights query over the functions' log groups for one tracking-id."""
+    return (
+        "fields @timestamp, function_name, action, message, code, attempt, status"
+        f' | filter tracking_id = "{tracking}" | sort @timestamp asc'
+    )
 
 
 def trace(raw_tracking_id: str, accounts: AccountStore) -> str | None:

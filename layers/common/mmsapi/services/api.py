@@ -6,12 +6,10 @@ from collections.abc import Callable
 from functools import partial
 from typing import Final
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 from mmsapi.budget import Budget, within
 from mmsapi.errors import ApiError
 from mmsapi.models import ALL_ACTIONS, Account, Dialect, Send
-from mmsapi.observability import logger, metrics
+from mmsapi.observability import count, logger, message_context, tag
 from mmsapi.services.auth import authenticate
 from mmsapi.services.context import Context
 from mmsapi.services.idempotency import run_once
@@ -20,7 +18,7 @@ from mmsapi.services.manage import delete_mms, list_templates, parse_mms_id
 from mmsapi.services.save import save_mms
 from mmsapi.services.send import STATUS_DETAILS, send_new, send_saved
 from mmsapi.settings import get_settings
-from mmsapi.tracking import tracking_id
+from mmsapi.tracking import parse_tracking_id, tracking_id
 from mmsapi.xml import render
 from mmsapi.xml.parse import Document, extract_document, parse_document, sniff_dialect
 from mmsapi.xml.render import Field
@@ -74,26 +72,35 @@ def _list(ctx: Context, account: Account, doc: Document) -> list[Field]:
     return fields
 
 
-def _send_fields(send: Send) -> list[Field]:
-    return [
-        ("mms-id", str(send.mms_id)),
-        ("tracking-id", tracking_id(send.send_id)),
-        ("to", send.to),
-        ("from", send.sender),
-        ("status-details", STATUS_DETAILS),
-    ]
+# The success answer of each send action, in the documents' order (docs/answers.md).
+SEND_ANSWERS: Final = {
+    "sendSavedMMS": ("mms-id", "tracking-id", "to", "from", "status-details"),
+    "sendMMS": ("to", "mms-id", "tracking-id", "status-details"),
+}
+
+
+def _send_fields(send: Send, action: str) -> list[Field]:
+    values = {
+        "mms-id": str(send.mms_id),
+        "tracking-id": tracking_id(send.send_id),
+        "to": send.to,
+        "from": send.sender,
+        "status-details": STATUS_DETAILS,
+    }
+    return [(name, values[name]) for name in SEND_ANSWERS[action]]
 
 
 def _send_saved(ctx: Context, account: Account, doc: Document) -> list[Field]:
     legacy = doc.dialect is Dialect.LEGACY
-    return _send_fields(send_saved(ctx, account, read_send(doc.root, doc.dialect), legacy=legacy))
+    send = send_saved(ctx, account, read_send(doc.root, doc.dialect), legacy=legacy)
+    return _send_fields(send, "sendSavedMMS")
 
 
 def _send_new(ctx: Context, account: Account, doc: Document) -> list[Field]:
     legacy = doc.dialect is Dialect.LEGACY
     request = read_send(doc.root, doc.dialect)
     send = send_new(ctx, account, read_save(doc.root), request, legacy=legacy)
-    return _send_fields(send)
+    return _send_fields(send, "sendMMS")
 
 
 ACTIONS: Final[dict[str, Action]] = {
@@ -121,13 +128,26 @@ def handle(
     `budget` is the time the work may take (the Lambda handler derives it from its
     context); without one, Budget.default(). saveMMS and sendMMS stop within it.
     """
-    with within(budget or Budget.default()):
+    # Every line of this request carries its ids, and none of the next request's.
+    with within(budget or Budget.default()), message_context():
         return _answer(ctx, body, query, source_ip)
+
+
+def _tag_answer(fields: list[Field]) -> None:
+    """The ids an answer gives (mms-id; a send's tracking-id) on the lines after it."""
+    given = {name: value for name, value in fields if isinstance(value, str)}
+    tracking = given.get("tracking-id", "")
+    tag(
+        mms_id=given.get("mms-id"),
+        tracking_id=tracking,
+        send_id=parse_tracking_id(tracking) if tracking else None,
+    )
 
 
 def _answer(ctx: Context, body: bytes, query: dict[str, str], source_ip: str) -> bytes:
     dialect = Dialect.CURRENT
     to: str | None = None
+    action = ""
     try:
         if len(body) > get_settings().max_request_bytes:
             dialect = sniff_dialect(body)  # a legacy client's refusal is in its dialect too
@@ -139,23 +159,26 @@ def _answer(ctx: Context, body: bytes, query: dict[str, str], source_ip: str) ->
         if not doc.action:
             raise ApiError("E100", detail="action is required")
         action = _BY_LOWER.get(doc.action.lower(), "")
+        tag(action=action, client_reference=doc.root.value("client-reference"))
         if action in SEND_ACTIONS:
             to = doc.root.value("to") or ""
         account = authenticate(ctx.accounts, doc.root.value("api-key"), source_ip, action)
+        tag(account=account.account_id)
         run = ACTIONS.get(action)
         if run is None:
             raise ApiError("E107")
         # Limits count every authenticated request, before its action does any work.
         check_limits(account, action)
         fields = run_once(account, action, doc, partial(run, ctx, account, doc))
-        logger.info("answered", extra={"action": action, "account": account.account_id})
-        metrics.add_metric(name="Succeeded", unit=MetricUnit.Count, value=1)
+        _tag_answer(fields)
+        logger.info("answered")
+        count("Succeeded", action=action)
         return render.response(fields, dialect)
     except ApiError as error:
         logger.info("refused", extra={"code": error.code, "info": error.info})
-        metrics.add_metric(name="Refused", unit=MetricUnit.Count, value=1)
+        count("Refused", action=action, code=error.code)
         return render.failure(error, dialect, to)
     except Exception:
         logger.exception("internal error")
-        metrics.add_metric(name="InternalErrors", unit=MetricUnit.Count, value=1)
+        count("InternalErrors", action=action)
         return render.failure(ApiError("E503"), dialect, to)

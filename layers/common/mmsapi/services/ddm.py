@@ -14,6 +14,7 @@ from mmsapi.carrier import mm7
 from mmsapi.carrier.message import MessagePart, OutgoingMessage, SlidePlan
 from mmsapi.carrier.mm7_client import CarrierUnavailable
 from mmsapi.models import Send, SendStatus
+from mmsapi.observability import send_ids, tag
 from mmsapi.services.announce import announce_send, send_postback
 from mmsapi.services.context import Context
 from mmsapi.services.deliver import RetryLater, deliver, submit_mm7
@@ -40,6 +41,8 @@ def discovery_message(send: Send) -> OutgoingMessage:
 def discover(ctx: Context, send_id: int, task_token: str) -> str:
     """Send the DDM; the workflow then waits until learnt() or its timeout."""
     send = ctx.sends.get(send_id)
+    if send is not None:
+        tag(**send_ids(send))
     if send is None or send.status is not SendStatus.DISCOVERING or send.ddm is None:
         return "not discovering"
     try:
@@ -82,6 +85,8 @@ def learnt(ctx: Context, send: Send, delivered: bool, handset: str | None) -> No
 def after_discovery(ctx: Context, send_id: int) -> str:
     """Discovery over (learnt or timed out): send the MMS with what the cache knows now."""
     send = ctx.sends.get(send_id)
+    if send is not None:
+        tag(**send_ids(send))
     if send is not None and send.status is SendStatus.QUEUED and send.discovered:
         # A retry of this step after the one before failed: the queue takes it from here
         # (the claim keeps a second message from sending it twice).

@@ -20,11 +20,11 @@ from mmsapi.carrier.profiles import get_profile
 from mmsapi.carrier.sms import SmsRefused
 from mmsapi.errors import CATALOGUE, DomainError
 from mmsapi.models import Send, SendStatus, Template, TemplateStatus, utcnow
-from mmsapi.observability import logger
+from mmsapi.observability import logger, send_ids, tag
 from mmsapi.services.adapt import DoesNotFit, adapt_message
 from mmsapi.services.announce import send_postback
 from mmsapi.services.context import Context
-from mmsapi.services.personalize import subject_for, texts_for
+from mmsapi.services.personalize import fallback_text_for, subject_for, texts_for
 from mmsapi.services.view import view_link
 from mmsapi.settings import get_settings
 from mmsapi.store.outbox import Postback
@@ -50,6 +50,8 @@ def deliver(ctx: Context, send_id: int, *, discovered: bool = False) -> str:
     here with `discovered=True` once the DDM's report came or its time ran out.
     """
     send = ctx.sends.get(send_id)
+    if send is not None:
+        tag(**send_ids(send))
     if send is not None and send.status is SendStatus.SUBMITTING and _abandoned(send):
         return _interrupted(ctx, send)
     if send is None or send.status is not SendStatus.QUEUED:
@@ -179,6 +181,8 @@ def _send_mms(ctx: Context, send: Send, template: Template, profile: HandsetProf
     except DoesNotFit as exc:
         logger.info("falls back to SMS", extra={"send": send.send_id, "reason": exc.reason})
         return _fallback(ctx, send, template, f"does not fit the handset: {exc.reason}")
+    send.rendition = rendition_of(profile, message)
+    logger.info("adapted", extra={"rendition": send.rendition})
     try:
         result = submit_mm7(send, message, f"mmsapi-{send.send_id}")
     except SubmitUnconfirmed as exc:
@@ -187,6 +191,7 @@ def _send_mms(ctx: Context, send: Send, template: Template, profile: HandsetProf
         # reported otherwise.
         logger.warning("MM7 answer lost", extra={"send": send.send_id, "reason": exc.reason})
         return _sent_as_mms(ctx, send, None)
+    logger.info("submitted", extra={"mm7_status": result.status_code})
     action = mm7.action_for(result.status_code)
     if action is mm7.Action.RETRY:
         raise CarrierUnavailable(f"MM7 {result.status_code} {result.status_text}")
@@ -196,6 +201,12 @@ def _send_mms(ctx: Context, send: Send, template: Template, profile: HandsetProf
     if action is mm7.Action.FALLBACK:
         return _fallback(ctx, send, template, reason)
     return _fail(ctx, send, reason)
+
+
+def rendition_of(profile: HandsetProfile, message: OutgoingMessage) -> str:
+    """What the handset is sent (for mmsapi-admin trace): profile, then each part."""
+    parts = ", ".join(f"{p.content_type} {len(p.data) / 1024:.1f} KB" for p in message.parts)
+    return f"{profile.profile_id}: {parts or 'no parts'}; {message.air_bytes()} bytes on the air"
 
 
 def _sent_as_mms(ctx: Context, send: Send, message_id: str | None) -> str:
@@ -232,7 +243,7 @@ def _fallback(ctx: Context, send: Send, template: Template, reason: str) -> str:
     """Fallback SMS: the text plus a link to the hosted page (docs/hosted-page.md#fallback-sms)."""
     if template.disable_fallback_sms or not send.fallback_sms_text:
         return _fail(ctx, send, f"{reason}; fallback SMS is disabled")
-    text = send.fallback_sms_text
+    text = fallback_text_for(send)  # merge tags filled, as the MMS's texts are
     if not template.disable_fallback_sms_link:
         text = f"{text} {view_link(send)}"
     try:

@@ -15,7 +15,7 @@ from typing import Any
 from mmsapi.media.transcode import TranscodeError, transcode_audio, transcode_video
 from mmsapi.media.types import STORED_EXTENSION, TIMED_KINDS, MediaKind
 from mmsapi.models import Account, Rendition, SendStatus, Template, TemplateStatus
-from mmsapi.observability import logger
+from mmsapi.observability import logger, tag, template_ids
 from mmsapi.services.announce import (
     FAILURE_CODES,
     SEND_FAILURE_CODES,
@@ -118,6 +118,8 @@ def finalize(ctx: Context, event: dict[str, Any]) -> dict[str, Any]:
     """Record renditions and real durations; mark ready or failed; announce it once."""
     mms_id = int(event["mms_id"])
     template = ctx.templates.get(mms_id)
+    if template is not None:
+        tag(**template_ids(template))
     if template is None or template.status is TemplateStatus.DELETING:
         # Deleted while encoding: the renditions uploaded since are removed too.
         ctx.media.delete_prefix(template_prefix(str(event["account_id"]), mms_id))
@@ -159,6 +161,7 @@ def finalize(ctx: Context, event: dict[str, Any]) -> dict[str, Any]:
         return {"mms_id": mms_id, "status": "changed"}
     if template.single_send_id is not None:
         release_waiting_send(ctx, template)
+    logger.info("encoding finalized", extra={"status": template.status.value})
     return {"mms_id": mms_id, "status": template.status.value}
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mmsapi.errors import DomainError
-from mmsapi.observability import logger
+from mmsapi.observability import count, logger, message_context, postback_ids
 from mmsapi.store.events import MAX_ENTRIES, EventPublisher
 from mmsapi.store.outbox import OutboxStore, Postback, postback_of
 
@@ -67,11 +67,20 @@ def relay(
         for item in chunk:
             if item.postback.id not in failed:
                 outbox.done(item.postback.id)
+                _published(item.postback)
         if failed:
             first = next(p for p in chunk if p.postback.id in failed)
             logger.warning("outbox entries not published", extra={"postback_ids": sorted(failed)})
             return first.sequence_number
     return None
+
+
+def _published(postback: Postback) -> None:
+    """One line and one data point (metric PostbacksPublished, per code) per postback."""
+    code = str(postback.detail.get("code") or "")
+    with message_context(action="relay", **postback_ids(postback.detail)):
+        logger.info("postback published", extra={"postback_id": postback.id, "code": code})
+    count("PostbacksPublished", code=code)
 
 
 def redrive(outbox: OutboxStore, events: EventPublisher) -> int:

@@ -36,6 +36,11 @@ def texts_for(template: Template, send: Send) -> list[str | None]:
     return texts
 
 
+def fallback_text_for(send: Send) -> str:
+    """The fallback SMS text, merged: within MAX_FALLBACK_CHARS, as check_sizes ensured."""
+    return fill_merge_tags(send.fallback_sms_text, send.data, MAX_FALLBACK_CHARS)
+
+
 def check_sizes(template: Template, send: Send, max_text_chars: int) -> None:
     """Every documented size limit of a send (docs in text.py), before it is accepted.
 
@@ -63,6 +68,10 @@ def check_sizes(template: Template, send: Send, max_text_chars: int) -> None:
         )
     if len(send.fallback_sms_text) > MAX_FALLBACK_CHARS:
         raise ApiError("E100", detail=f"fallback-sms-text is over {MAX_FALLBACK_CHARS} characters")
+    if filled_length(send.fallback_sms_text, send.data) > MAX_FALLBACK_CHARS:
+        raise ApiError(
+            "E100", detail=f"the filled fallback-sms-text is over {MAX_FALLBACK_CHARS} characters"
+        )
     if send.ddm is not None and (
         len(send.ddm.text) > max_text_chars or len(send.ddm.subject) > MAX_SUBJECT_SOURCE_CHARS
     ):

@@ -30,7 +30,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from mmsapi.media.guard import NetworkError, post_bytes
 from mmsapi.models import Account, Dialect
-from mmsapi.observability import logger
+from mmsapi.observability import count, logger
 from mmsapi.settings import Settings, get_settings
 from mmsapi.xml.postbacks13 import with_required
 from mmsapi.xml.render import Field, postback
@@ -45,6 +45,7 @@ POSTBACK_FIELDS: Final[tuple[str, ...]] = (
     "video-name",
     "image-name",
     "from",
+    "from-mask",  # legacy dialect only (xml/dialect.py LEGACY_ONLY)
     "to",
     "tracking-id",
     "operator-id",
@@ -159,15 +160,20 @@ def postback_id(event: Mapping[str, Any]) -> str:
 
 
 def handle_event(
-    event: Mapping[str, Any], accounts: AccountLookup, settings: Settings | None = None
+    event: Mapping[str, Any],
+    accounts: AccountLookup,
+    settings: Settings | None = None,
+    attempt: int = 1,
 ) -> None:
-    """Deliver the postback of one EventBridge event (id, detail-type, source, detail)."""
+    """Deliver the postback of one EventBridge event (id, detail-type, source, detail);
+    `attempt` is the SQS receive count of its message (1 on the first try)."""
     detail = event.get("detail")
     if not isinstance(detail, Mapping):
         raise MalformedEventError("event has no detail")
     event_id = postback_id(event)
     account_id = str(detail.get("account_id") or "")
-    context = {"event_id": event_id, "account_id": account_id, "code": detail.get("code")}
+    code = str(detail.get("code") or "")
+    context = {"event_id": event_id, "account_id": account_id, "code": code, "attempt": attempt}
     account = accounts.get(account_id) if account_id else None
     if account is None or not account.enabled:
         logger.warning("postback dropped: unknown or disabled account", extra=context)
@@ -176,5 +182,11 @@ def handle_event(
         logger.info("postback dropped: the account has no postback URL", extra=context)
         return
     body = build_postback(detail, account.postback_dialect)
-    status = deliver(account.postback_url, body, account.postback_secret, event_id, settings)
+    try:
+        status = deliver(account.postback_url, body, account.postback_secret, event_id, settings)
+    except DeliveryError as exc:
+        logger.warning("postback attempt failed", extra={**context, "reason": exc.reason})
+        count("PostbackAttemptsFailed", code=code)
+        raise
     logger.info("postback delivered", extra={**context, "status": status})
+    count("PostbacksDelivered", code=code)

@@ -13,7 +13,7 @@ from mmsapi.carrier import mm7
 from mmsapi.carrier.mm7 import MMStatus
 from mmsapi.carrier.profiles import profile_for_uaprof
 from mmsapi.models import Send, SendStatus
-from mmsapi.observability import logger
+from mmsapi.observability import logger, send_ids, tag
 from mmsapi.services.announce import send_postback
 from mmsapi.services.context import Context
 from mmsapi.services.ddm import learnt
@@ -42,18 +42,35 @@ SMS_DELIVERED: Final = Outcome("N202", "Message Sent/Delivered", SendStatus.DELI
 SMS_FAILED: Final = Outcome("E202", "Message Sent/Failed", SendStatus.FAILED)
 
 
-def _settle(ctx: Context, send: Send, outcome: Outcome, handset: str | None = None) -> None:
+def _settle(
+    ctx: Context,
+    send: Send,
+    outcome: Outcome,
+    handset: str | None = None,
+    details: str | None = None,
+) -> None:
     if send.status is not SendStatus.SENT:
         return  # a repeated report: the first one was told already
     send.status = outcome.send_status
     if handset:
         send.handset = handset
-    # The handset is told on delivery only (docs/postbacks.md#fields: N102 and N502).
+    # The handset is told on delivery only (docs/postbacks.md#fields: N102 and N502),
+    # the carrier's reason on failure only (E102's STATUSDETAILS, as 1.3's example).
     delivered = outcome.send_status is SendStatus.DELIVERED
     postback = send_postback(
-        send, outcome.code, outcome.status, handset=handset if delivered else None
+        send,
+        outcome.code,
+        outcome.status,
+        handset=handset if delivered else None,
+        details=None if delivered else details,
     )
     ctx.sends.save(send, expected=SendStatus.SENT, postback=postback)
+
+
+def failure_details(report: mm7.DeliveryReport) -> str:
+    """E102's status-details: the carrier's StatusText, else the MMStatus it reported."""
+    text = " ".join(report.status_text.split())
+    return text or f"the carrier reported {report.mm_status_raw or report.mm_status.value}"
 
 
 def mm7_report(ctx: Context, body: bytes, content_type: str) -> bytes:
@@ -63,6 +80,8 @@ def mm7_report(ctx: Context, body: bytes, content_type: str) -> bytes:
     """
     report = mm7.parse_delivery_report(body, content_type)
     send = ctx.sends.by_carrier_message_id(report.message_id)
+    if send is not None:
+        tag(**send_ids(send))
     handset = ""
     if report.ua_prof:
         profile = profile_for_uaprof(report.ua_prof)
@@ -76,7 +95,8 @@ def mm7_report(ctx: Context, body: bytes, content_type: str) -> bytes:
     elif send.status is SendStatus.DISCOVERING and outcome is not None:
         learnt(ctx, send, outcome.send_status is SendStatus.DELIVERED, handset or None)
     elif outcome is not None and send.sent_as == "MMS":
-        _settle(ctx, send, outcome, handset or None)
+        _settle(ctx, send, outcome, handset or None, failure_details(report))
+    logger.info("delivery report", extra={"mm_status": report.mm_status.value})
     version: mm7.Version = "5.3.0" if report.version == "5.3.0" else "6.8.0"
     return mm7.build_delivery_report_rsp(report.transaction_id, version=version)
 
@@ -86,6 +106,8 @@ def sms_report(ctx: Context, message_id: str, delivered: bool) -> bool:
     send = ctx.sends.by_carrier_message_id(message_id)
     if send is None or send.sent_as != "SMS":
         return False
+    tag(**send_ids(send))
+    logger.info("SMS delivery report", extra={"delivered": delivered})
     _settle(ctx, send, SMS_DELIVERED if delivered else SMS_FAILED)
     return True
 

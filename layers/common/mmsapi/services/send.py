@@ -81,11 +81,14 @@ def service_id_for(account: Account, raw: str | None, legacy: bool) -> str:
     return value
 
 
-def operator_id_for(account: Account, raw: str | None) -> str:
+def operator_id_for(account: Account, raw: str | None, legacy: bool = False) -> str:
     if raw is None:
         return ""
     value = raw.strip()
-    if not ascii_digits(value) or len(value) > MAX_OPERATOR_ID_DIGITS:
+    valid = ascii_digits(value) and len(value) <= MAX_OPERATOR_ID_DIGITS
+    if legacy:  # 1.3's SPID is echoed, never refused (docs/legacy-1.3.md)
+        return value if valid else ""
+    if not valid:
         raise ApiError("E650")
     if account.operator_ids and value not in account.operator_ids:
         raise ApiError("E651")
@@ -165,7 +168,7 @@ def check_addressing(account: Account, request: SendRequest, *, legacy: bool) ->
         to=to,
         sender=sender,
         service_id=service_id_for(account, request.service_id, legacy),
-        operator_id=operator_id_for(account, request.operator_id),
+        operator_id=operator_id_for(account, request.operator_id, legacy),
     )
 
 
@@ -203,7 +206,7 @@ def check_send(
         ),
         data=request.data,
         ddm=ddm_for(request),
-        client_reference=reference or template.client_reference,
+        client_reference=reference,  # its own only, never the template's (docs/postbacks.md)
     )
     check_sizes(template, send, account.limits.max_text_chars)  # merge tags and sizes
     return send

@@ -26,7 +26,7 @@ from typing import Final
 
 from mmsapi.deadlines import SEND_FINAL
 from mmsapi.models import SendStatus, TemplateStatus, utcnow
-from mmsapi.observability import logger
+from mmsapi.observability import logger, message_context, send_ids, tag, template_ids
 from mmsapi.services.announce import (
     FAILURE_CODES,
     SEND_FAILURE_CODES,
@@ -61,14 +61,18 @@ def sweep(ctx: Context, now: int, limit: int = SWEEP_LIMIT) -> dict[str, int]:
     outcomes: Counter[str] = Counter()
     # Templates first: a failed sendMMS template fails its waiting send in the same run.
     for mms_id in ctx.templates.overdue(now, limit):
-        outcomes[f"template {settle_template(ctx, mms_id, now)}"] += 1
+        with message_context(action="sweep", mms_id=mms_id):  # each record's own ids
+            outcomes[f"template {settle_template(ctx, mms_id, now)}"] += 1
     for send_id in ctx.sends.overdue(now, limit):
-        outcomes[f"send {settle_send(ctx, send_id, now)}"] += 1
+        with message_context(action="sweep", send_id=send_id):
+            outcomes[f"send {settle_send(ctx, send_id, now)}"] += 1
     return dict(outcomes)
 
 
 def settle_template(ctx: Context, mms_id: int, now: int) -> str:
     template = ctx.templates.get(mms_id)
+    if template is not None:
+        tag(**template_ids(template))
     due = ctx.templates.settle_by(mms_id)
     if template is None or due is None:
         return "final"
@@ -94,6 +98,8 @@ def settle_send(ctx: Context, send_id: int, now: int, *, given_up_by: str = "") 
     """End one send past its deadline, or given up by its owner: the send queue (its
     message was dead-lettered, QUEUE) or the discovery workflow (it failed, WORKFLOW)."""
     send = ctx.sends.get(send_id)
+    if send is not None:
+        tag(**send_ids(send))
     due = ctx.sends.settle_by(send_id)
     if send is None or send.status in SEND_FINAL:
         return "final"

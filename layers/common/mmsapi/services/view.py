@@ -16,6 +16,7 @@ from typing import Final
 from mmsapi.media.types import OBJECT_KINDS, MediaKind
 from mmsapi.models import Send, StoredMedia, Template, TemplateStatus, utcnow
 from mmsapi.numbers import ascii_int
+from mmsapi.observability import logger, send_ids, tag
 from mmsapi.services.context import Context
 from mmsapi.services.personalize import subject_for, texts_for
 from mmsapi.settings import get_settings
@@ -118,6 +119,9 @@ def _slides_html(ctx: Context, template: Template, send: Send) -> str:
 
 def render_view(ctx: Context, token: str) -> Page:
     send = _find_send(ctx, token)
+    if send is not None:
+        tag(**send_ids(send))
+    logger.info("view page", extra={"found": send is not None})
     if send is None:
         return _message(404, "Message not found", "This link is not valid.")
     if utcnow() - send.created_at > timedelta(days=get_settings().view_link_days):

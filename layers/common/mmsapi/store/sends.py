@@ -189,6 +189,8 @@ def _with_step(send: Send, postback: Postback | None) -> list[SendStep]:
         carrier_message_id=send.carrier_message_id,
         handset=send.handset,
         postback=str(postback.detail.get("code", "")) if postback else "",
+        # Only where it went out: later steps would repeat it in every item write.
+        rendition=send.rendition if send.status is SendStatus.SENT else "",
     )
     history = [*send.history, step]
     if len(history) > MAX_STEPS:

@@ -43,10 +43,12 @@ ALIASES: Final[dict[str, tuple[str, ...]]] = {
     "items-per-page": ("ITEMSPERPAGE",),
     # The carrier's (or SMS aggregator's) id of the message, on 1.3 delivery postbacks.
     "aggregator-id": ("AGGREGATORID",),
+    # 1.3's alphanumeric sender mask, on its SMS postbacks (N202/E202 here).
+    "from-mask": ("FROM_MASK",),
 }
 
 # Fields the 1.3 edition has and the current one dropped: written in the legacy dialect only.
-LEGACY_ONLY: Final = frozenset({"aggregator-id"})
+LEGACY_ONLY: Final = frozenset({"aggregator-id", "from-mask"})
 
 
 def key(tag: str) -> str:

@@ -33,8 +33,21 @@ _NOT_DELIVERED: Final = (
     "operator-id",
     "timestamp",
     "aggregator-id",
+    "status-details",  # the carrier's reason, as in 1.3's E102 example
 )
-_SMS: Final = ("status", "from", "to", "tracking-id", "operator-id", "timestamp", "aggregator-id")
+# A fallback SMS's outcome: 1.3's SMS MT N202 grammar (FROM_MASK included: empty, as in
+# 1.3's own SMS examples, for this deployment never masks the sender). ORIGIN stays
+# MMS_MT, as in 1.3's MMS page's N202 example for exactly this case (docs/legacy-1.3.md).
+_SMS: Final = (
+    "status",
+    "from",
+    "from-mask",
+    "to",
+    "tracking-id",
+    "operator-id",
+    "timestamp",
+    "aggregator-id",
+)
 
 # Postback code -> the fields its 1.3 grammar (or, where 1.3 has only an example, its
 # example) requires besides ORIGIN and CODE. The DDM codes have the shapes of the MMS

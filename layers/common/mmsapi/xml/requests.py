@@ -36,13 +36,19 @@ def read_slide(number: int, slide: Node) -> SlideSpec:
             if child.first("url") is not None:
                 spec.media.append(MediaRef(kind=MediaKind.TEXT, url=_url_of(child)))
             elif spec.text is None:
-                # Line breaks are part of the text; only the ends are trimmed.
-                spec.text = child.raw_text.strip("\r\n")
+                # Inner line breaks are part of the text; the white space around it
+                # (a pretty-printed document's indentation) is not (docs/actions.md).
+                spec.text = child.raw_text.strip()
         elif child.name == "duration" and spec.duration is None:
             spec.duration = child.text
         elif child.name == "template-id":
             spec.template_ids.append(child.text)
     return spec
+
+
+def _given(root: Node, name: str) -> str | None:
+    """An optional field's value; empty (`<operator-id/>`) is "not given" (docs/actions.md)."""
+    return root.value(name) or None
 
 
 def read_save(root: Node) -> SaveRequest:
@@ -63,17 +69,18 @@ def read_send(root: Node, dialect: Dialect) -> SendRequest:
         to=root.value("to"),
         sender=root.value("from"),
         service_id=root.value("service-id"),
-        # Legacy clients send OPERATORID or SPID out of habit: ignored (docs/legacy-1.3.md).
-        operator_id=root.value("operator-id") if dialect is Dialect.CURRENT else None,
+        # Legacy clients' SPID (or OPERATORID) is kept unchecked for the postbacks'
+        # SPID; the current dialect's is checked (E650/E651, services/send.py).
+        operator_id=_given(root, "operator-id"),
         mms_id=root.value("mms-id"),
         fallback_sms_text=root.value("fallback-sms-text"),
-        custom_subject=root.value("custom-subject"),
+        custom_subject=_given(root, "custom-subject"),
         custom_texts=[(c.value("slide"), c.value("value")) for c in root.all("custom-text")],
         # Merge tag names are matched case-insensitively: keep them lower case.
         data={child.tag.lower(): child.text for child in data.children} if data else {},
-        ddm_force=root.value("ddm-force"),
-        ddm_text=root.value("ddm-message-text"),
-        ddm_subject=root.value("ddm-message-subject"),
-        ddm_timeout=root.value("ddm-message-timeout"),
-        client_reference=root.value("client-reference"),
+        ddm_force=_given(root, "ddm-force"),
+        ddm_text=_given(root, "ddm-message-text"),
+        ddm_subject=_given(root, "ddm-message-subject"),
+        ddm_timeout=_given(root, "ddm-message-timeout"),
+        client_reference=_given(root, "client-reference"),
     )
