@@ -26,9 +26,11 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from mmsapi.observability import logger, message_context, metrics, postback_ids, tracer
 from mmsapi.services.postback import count_postback, handle_event
 from mmsapi.store.accounts import AccountStore
+from mmsapi.store.postback_attempts import PostbackAttemptsStore
 
 processor = AsyncBatchProcessor(event_type=EventType.SQS)
 accounts = AccountStore()  # no cache: each event reads its account as it is now
+attempts = PostbackAttemptsStore()
 
 
 async def record_handler(record: SQSRecord) -> None:
@@ -40,7 +42,7 @@ async def record_handler(record: SQSRecord) -> None:
     with message_context(action="postback", **ids):
         if attempt == 1:
             count_postback(event)  # once per event, not once per retry of its delivery
-        await asyncio.to_thread(handle_event, event, accounts, None, attempt)
+        await asyncio.to_thread(handle_event, event, accounts, None, attempt, attempts)
 
 
 @logger.inject_lambda_context

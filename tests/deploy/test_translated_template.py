@@ -307,9 +307,17 @@ def test_the_calls_aws_refused_are_granted() -> None:
     assert {"sqs:ChangeMessageVisibility", "sqs:SendMessage"} <= deliver[queue]
     # FinalizeFunction removes the renditions of a template deleted while encoding
     assert {"s3:ListBucket", "s3:DeleteObject"} <= _actions(deployed, "FinalizeFunctionRole")
-    # The read-only functions read, and nothing else
+    # The read-only function reads, and nothing else
     assert _actions(deployed, "ViewFunctionRole") == {"dynamodb:GetItem", "s3:GetObject"}
-    assert _actions(deployed, "PostbackFunctionRole") == {"dynamodb:GetItem"}
+    # PostbackFunction reads accounts and notes its attempts, on those tables only
+    postback = {
+        json.dumps(s["Resource"]): set(_listed(s["Action"]))
+        for s in _statements(deployed, "PostbackFunctionRole")
+    }
+    assert postback == {
+        json.dumps({"Fn::GetAtt": ["AccountsTable", "Arn"]}): {"dynamodb:GetItem"},
+        json.dumps({"Fn::GetAtt": ["PostbackAttemptsTable", "Arn"]}): {"dynamodb:UpdateItem"},
+    }
 
 
 def test_the_kms_grants_come_with_the_kms_key_only() -> None:

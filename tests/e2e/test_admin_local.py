@@ -165,4 +165,9 @@ def test_trace_follows_a_send_to_its_delivery_report(runtime: LocalRuntime) -> N
     positions = [out.find(step) for step in steps]
     assert -1 not in positions, out
     assert positions == sorted(positions), out
-    assert re.search(r"postback N101: id send-\d+-N101, published", out), out
+    # And its postbacks' delivery attempts, once PostbackFunction has tried them
+    delivered = r"postback N101: id send-\d+-N101, delivered \(HTTP 200\), 1 attempt"
+    while time.monotonic() < deadline and not re.search(delivered, out):
+        time.sleep(0.5)
+        out = admin(runtime, "trace", tracking).stdout
+    assert re.search(delivered, out), out

@@ -25,16 +25,17 @@ from mmsapi.media.types import MediaKind
 from mmsapi.models import Account, Dialect, Limits, Send, SendStatus
 from mmsapi.services.deliver import deliver
 from mmsapi.services.limits import RateLimiter, own_limiter
-from mmsapi.services.postback import handle_event, sign
+from mmsapi.services.postback import DeliveryError, handle_event, sign
 from mmsapi.services.report import mm7_report
 from mmsapi.settings import get_settings
 from mmsapi.store import aws
 from mmsapi.store.accounts import AccountStore
+from mmsapi.store.postback_attempts import PostbackAttemptsStore
 from mmsapi.store.sends import MAX_STEPS
 from mmsapi.tracking import parse_tracking_id, tracking_id
 from tests.conftest import Client
 from tests.integration.conftest import REFUSED, Carrier
-from tests.integration.helpers import answer
+from tests.integration.helpers import answer, postback_events
 
 US = "14044790000"
 LIST = "<request><action>getMMSTemplates</action><api-key>{key}</api-key></request>"
@@ -545,6 +546,59 @@ def test_trace_prints_the_timeline_of_one_send(
     positions = [match.start() for match in found if match]
     assert positions == sorted(positions), out
     assert re.search(r"postback N102: id send-\d+-N102", out)
+
+
+def test_trace_prints_each_postbacks_delivery_attempts(
+    cli: None,
+    client: Client,
+    carrier: Carrier,
+    stack: Stack,
+    httpserver: HTTPServer,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a receiver that is busy once, then takes the postback
+    httpserver.expect_oneshot_request("/hook").respond_with_data("busy", status=503)
+    httpserver.expect_request("/hook").respond_with_data("OK")
+    account_id = client.account.account_id
+    run_admin(capsys, "update", account_id, "--postback-url", httpserver.url_for("/hook"))
+    accepted = send(client, save(client)["mms-id"])
+    send_id = parse_tracking_id(accepted["tracking-id"])
+    assert send_id is not None
+    assert deliver(client.ctx, send_id) == "sent as MMS"
+    [event] = [e for e in postback_events(stack) if e["detail"]["code"] == "N101"]
+    event["detail"]["postback_id"] = event.pop("postback_id")  # as the queue carries it
+    # When PostbackFunction tries it twice (the queue's second receipt)
+    with acting_as("PostbackFunction"):
+        with pytest.raises(DeliveryError):
+            handle_event(event, AccountStore(), None, 1, PostbackAttemptsStore())
+        handle_event(event, AccountStore(), None, 2, PostbackAttemptsStore())
+    # Then trace tells the postback's attempts and their outcome
+    out = run_admin(capsys, "trace", accepted["tracking-id"])
+    assert re.search(r"postback N101: id send-\d+-N101, delivered \(HTTP 200\), 2 attempts", out)
+
+
+class _Unreachable:
+    def record(self, postback_id: str, attempt: int, outcome: str) -> None:
+        raise aws.dynamodb().exceptions.ResourceNotFoundException({}, "UpdateItem")
+
+
+def test_a_postback_delivered_is_not_sent_again_when_its_attempt_cannot_be_noted(
+    cli: None, client: Client, httpserver: HTTPServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    httpserver.expect_request("/hook").respond_with_data("OK")
+    run_admin(
+        capsys, "update", client.account.account_id, "--postback-url", httpserver.url_for("/hook")
+    )
+    event = {
+        "id": "evt-1",
+        "detail": {
+            "account_id": client.account.account_id,
+            "code": "N003",
+            "fields": {"mms-id": "100001"},
+        },
+    }
+    handle_event(event, AccountStore(), None, 1, _Unreachable())  # no DeliveryError: no retry
+    assert len(httpserver.log) == 1
 
 
 def test_trace_shows_the_fallback_sms(

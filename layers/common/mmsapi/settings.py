@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     event_bus_name: str = "mmsapi-events"
     # Postbacks written with their state change, relayed to the bus (store/outbox.py).
     outbox_table: str = "mmsapi-outbox"
+    # Each postback's delivery attempts, for `mmsapi-admin trace` (store/postback_attempts.py).
+    postback_attempts_table: str = "mmsapi-postback-attempts"
     encode_state_machine_arn: str = ""
     ddm_state_machine_arn: str = ""
     sends_table: str = "mmsapi-sends"

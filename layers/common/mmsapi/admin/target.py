@@ -30,6 +30,7 @@ OUTPUTS: Final[dict[str, str]] = {
     "CarrierMessagesTableName": "MMS_CARRIER_MESSAGES_TABLE",
     "TemplatesTableName": "MMS_TEMPLATES_TABLE",
     "OutboxTableName": "MMS_OUTBOX_TABLE",
+    "PostbackAttemptsTableName": "MMS_POSTBACK_ATTEMPTS_TABLE",
 }
 # The local runtime's embedded AWS (moto) takes any credentials, in its one region.
 LOCAL_SESSION: Final = {

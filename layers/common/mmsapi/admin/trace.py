@@ -3,21 +3,23 @@
 Every change of a send is stored with the send (Send.history, appended by
 store/sends.py in the same write): accepted, claimed, submitted (carrier message id),
 fallback SMS, reported, failed, each with the postback it queued, and the rendition
-(handset profile and parts) an MMS went out as. A postback's delivery attempts are
-PostbackFunction's: each attempt is a log line carrying the tracking_id and the
-postback id printed here (X-MMS-Postback-Id), with its attempt number; recording them
-in the send would cost a write per attempt. The query printed last finds them, and
-every other function's lines of the send, in CloudWatch Logs Insights.
+(handset profile and parts) an MMS went out as. Each postback's delivery attempts are
+PostbackFunction's (store/postback_attempts.py: the last attempt's number, outcome and
+time); each attempt is also a log line carrying the tracking_id and the postback id
+printed here (X-MMS-Postback-Id). The query printed last finds them, and every other
+function's lines of the send, in CloudWatch Logs Insights.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Final
 
 from mmsapi.models import Send, SendStatus, SendStep
 from mmsapi.services.accounts import InvalidInputError
 from mmsapi.store.accounts import AccountStore
 from mmsapi.store.outbox import OutboxStore, send_postback_id
+from mmsapi.store.postback_attempts import Attempts, PostbackAttemptsStore
 from mmsapi.store.sends import SendStore
 from mmsapi.store.templates import TemplateStore
 from mmsapi.tracking import parse_tracking_id, tracking_id
@@ -57,7 +59,23 @@ def describe(step: SendStep, first: bool) -> str:
     return f"{line:70} postback {step.postback}" if step.postback else line
 
 
-def timeline(send: Send, accounts: AccountStore, outbox: OutboxStore) -> str:
+def delivery(postback_id: str, pending: bool, tried: Attempts | None) -> str:
+    """Where one postback is: in the outbox, published, or its last delivery attempt."""
+    if pending:
+        return "still in the outbox"
+    if tried is None:
+        return "published, no delivery attempt yet"
+    when = datetime.fromtimestamp(tried.at, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    plural = "s" if tried.attempts > 1 else ""
+    return f"{tried.outcome}, {tried.attempts} attempt{plural} (last {when})"
+
+
+def timeline(
+    send: Send,
+    accounts: AccountStore,
+    outbox: OutboxStore,
+    attempts: PostbackAttemptsStore | None = None,
+) -> str:
     template = TemplateStore().get(send.mms_id)
     account = accounts.get(send.account_id)
     about = [
@@ -83,9 +101,11 @@ def timeline(send: Send, accounts: AccountStore, outbox: OutboxStore) -> str:
             lines.append(f"{'':27}adapted for {step.rendition}")
     if not send.history:
         lines.append("  (stored before sends kept their history)")
-    for code in dict.fromkeys(step.postback for step in send.history if step.postback):
-        postback_id = send_postback_id(send.send_id, code)
-        where = "still in the outbox" if outbox.pending(postback_id) else "published"
+    codes = list(dict.fromkeys(step.postback for step in send.history if step.postback))
+    ids = {code: send_postback_id(send.send_id, code) for code in codes}
+    tried = (attempts or PostbackAttemptsStore()).get_many(list(ids.values()))
+    for code, postback_id in ids.items():
+        where = delivery(postback_id, outbox.pending(postback_id), tried.get(postback_id))
         lines.append(f"postback {code}: id {postback_id}, {where}")
     lines.append(
         "every log line of this send, postback attempts included (CloudWatch Logs Insights):"

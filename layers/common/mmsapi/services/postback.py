@@ -74,6 +74,23 @@ class MalformedEventError(ValueError):
     """An event without the detail a postback needs (a producer bug: goes to the DLQ)."""
 
 
+class AttemptLog(Protocol):
+    """Where each delivery attempt is noted for `mmsapi-admin trace`
+    (store/postback_attempts.PostbackAttemptsStore fits)."""
+
+    def record(self, postback_id: str, attempt: int, outcome: str) -> None: ...
+
+
+def _note(log: AttemptLog | None, postback_id: str, attempt: int, outcome: str) -> None:
+    """Best effort: a delivered postback must not be sent again because its note failed."""
+    if log is None:
+        return
+    try:
+        log.record(postback_id, attempt, outcome)
+    except Exception as exc:  # the note is for people; the delivery is what counts
+        logger.warning("postback attempt not noted", extra={"reason": type(exc).__name__})
+
+
 class AccountLookup(Protocol):
     """What handle_event needs of the accounts store (AccountStore fits)."""
 
@@ -164,9 +181,11 @@ def handle_event(
     accounts: AccountLookup,
     settings: Settings | None = None,
     attempt: int = 1,
+    attempts: AttemptLog | None = None,
 ) -> None:
     """Deliver the postback of one EventBridge event (id, detail-type, source, detail);
-    `attempt` is the SQS receive count of its message (1 on the first try)."""
+    `attempt` is the SQS receive count of its message (1 on the first try), noted with
+    its outcome in `attempts`."""
     detail = event.get("detail")
     if not isinstance(detail, Mapping):
         raise MalformedEventError("event has no detail")
@@ -177,9 +196,11 @@ def handle_event(
     account = accounts.get(account_id) if account_id else None
     if account is None or not account.enabled:
         logger.warning("postback dropped: unknown or disabled account", extra=context)
+        _note(attempts, event_id, attempt, "dropped: unknown or disabled account")
         return
     if not account.postback_url:
         logger.info("postback dropped: the account has no postback URL", extra=context)
+        _note(attempts, event_id, attempt, "dropped: the account has no postback URL")
         return
     body = build_postback(detail, account.postback_dialect)
     try:
@@ -187,6 +208,8 @@ def handle_event(
     except DeliveryError as exc:
         logger.warning("postback attempt failed", extra={**context, "reason": exc.reason})
         count("PostbackAttemptsFailed", code=code)
+        _note(attempts, event_id, attempt, f"failed: {exc.reason}")
         raise
     logger.info("postback delivered", extra={**context, "status": status})
+    _note(attempts, event_id, attempt, f"delivered (HTTP {status})")
     count("PostbacksDelivered", code=code)
