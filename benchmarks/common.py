@@ -7,9 +7,16 @@ import time
 from collections import Counter
 
 from benchmarks.aws_calls import counting
+from local.functions import function_environment
+from local.stack import provision
+from mmsapi.models import ALL_ACTIONS, RATE_LIMIT_BOUNDS, Account, RateLimits, Shortcode
 from mmsapi.observability import logger
+from mmsapi.services.accounts import create_account
 from mmsapi.services.api import handle
-from mmsapi.services.context import Context
+from mmsapi.services.context import Context, context
+from mmsapi.settings import get_settings
+
+BENCH_KEY = "qTFkykO9JTfahCOqJ0V2Wf5Cg1t8iWlZ"
 
 
 def quiet_environment() -> None:
@@ -46,3 +53,42 @@ def timed_requests(ctx: Context, body: bytes, requests: int) -> tuple[list[float
             times.append((time.perf_counter() - start) * 1000)
             assert b"Success" in answer, answer
     return times, calls
+
+
+def sending_stack(subject: str, text: str) -> tuple[Context, Account, str]:
+    """Inside mock_aws: the stack, the API's context, an account that sends from 28444
+    (service-id 12345, key BENCH_KEY), and the mms-id of a saved text template."""
+    stack = provision("mmsapi-bench")
+    os.environ.update(function_environment(stack))
+    os.environ["MMS_CARRIER_PROVISIONED"] = "true"  # sends are accepted (no MMSC here)
+    get_settings.cache_clear()
+    ctx = context()
+    account, _ = create_account(
+        ctx.accounts,
+        "bench",
+        api_key=BENCH_KEY,
+        service_id="12345",
+        shortcodes=[Shortcode(code="28444", country="US")],
+    )
+    # A benchmark sends as fast as it can: the account's throughput is the highest allowed.
+    top = int(RATE_LIMIT_BOUNDS["throughput"][1])
+    set_limits(ctx, account.account_id, RateLimits(throughput=dict.fromkeys(ALL_ACTIONS, top)))
+    saved = handle(
+        ctx,
+        (
+            f"<request><action>saveMMS</action><api-key>{BENCH_KEY}</api-key><name>b</name>"
+            f"<message-subject>{subject}</message-subject>"
+            f"<slide><message-text>{text}</message-text></slide></request>"
+        ).encode(),
+        {},
+        "127.0.0.1",
+    )
+    return ctx, account, saved.split(b"<mms-id>")[1].split(b"<")[0].decode()
+
+
+def set_limits(ctx: Context, account_id: str, limits: RateLimits) -> None:
+    def edit(account: Account) -> Account:
+        account.rate_limits = limits
+        return account
+
+    ctx.accounts.change(account_id, edit)

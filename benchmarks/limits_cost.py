@@ -12,52 +12,25 @@ Run: .venv/bin/python -m benchmarks.limits_cost [requests]
 from __future__ import annotations
 
 import itertools
-import os
 import sys
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
-from botocore.client import BaseClient
 from moto import mock_aws
 
-from benchmarks.common import quiet_environment
-from local.functions import function_environment
-from local.stack import provision
-from mmsapi.models import Account, RateLimits, Shortcode
+from benchmarks.aws_calls import by_table, counting
+from benchmarks.common import BENCH_KEY as KEY
+from benchmarks.common import quiet_environment, sending_stack, set_limits
+from mmsapi.models import RateLimits
 from mmsapi.services import api, idempotency
-from mmsapi.services.accounts import create_account
 from mmsapi.services.api import handle
-from mmsapi.services.context import Context, context
+from mmsapi.services.context import Context
 from mmsapi.services.limits import RateLimiter, own_limiter
 from mmsapi.settings import get_settings
 
-KEY = "qTFkykO9JTfahCOqJ0V2Wf5Cg1t8iWlZ"
 T0 = 1_795_687_200.0  # a 10-second block's start
 DAYS = itertools.count(1)
-
-
-@contextmanager
-def table_calls() -> Iterator[Counter[str]]:
-    """AWS calls per table name (a transaction counts once per table it writes)."""
-    calls: Counter[str] = Counter()
-    original = getattr(BaseClient, "_make_api_call")  # noqa: B009
-
-    def counted(self: BaseClient, operation: str, params: Any) -> Any:
-        tables = {params.get("TableName", "")} | {
-            next(iter(item.values()))["TableName"] for item in params.get("TransactItems", [])
-        }
-        for table in tables - {""}:
-            calls[table] += 1
-        return original(self, operation, params)
-
-    setattr(BaseClient, "_make_api_call", counted)  # noqa: B010
-    try:
-        yield calls
-    finally:
-        setattr(BaseClient, "_make_api_call", original)  # noqa: B010
 
 
 class Timed:
@@ -91,14 +64,6 @@ class Clock:
         return self.now
 
 
-def set_limits(ctx: Context, account_id: str, limits: RateLimits) -> None:
-    def edit(account: Account) -> Account:
-        account.rate_limits = limits
-        return account
-
-    ctx.accounts.change(account_id, edit)
-
-
 def send_body(mms_id: str, reference: str = "") -> bytes:
     ref = f"<client-reference>{reference}</client-reference>" if reference else ""
     return (
@@ -119,7 +84,7 @@ def limits_row(
     start = T0 + next(DAYS) * 86_400
     refused = 0
     limiter = own_limiter(RateLimiter(clock=clock))
-    with limiter, Timed("check_limits") as spent, table_calls() as calls:
+    with limiter, Timed("check_limits") as spent, counting(by_table) as calls:
         for n in range(requests):
             clock.now = start + n * step
             answer = handle(ctx, body, {}, "127.0.0.1")
@@ -146,7 +111,7 @@ def idempotency_row(
 
     setattr(api, "run_once", measured)  # noqa: B010
     try:
-        with Timed("run_once") as spent, table_calls() as calls:
+        with Timed("run_once") as spent, counting(by_table) as calls:
             for body in bodies:
                 assert b"Success" in handle(ctx, body, {}, "127.0.0.1")
     finally:
@@ -158,29 +123,8 @@ def idempotency_row(
 def run(requests: int) -> None:
     quiet_environment()
     with mock_aws():
-        stack = provision("mmsapi-bench")
-        os.environ.update(function_environment(stack))
-        os.environ["MMS_CARRIER_PROVISIONED"] = "true"  # sends are accepted (no MMSC here)
-        get_settings.cache_clear()
-        ctx = context()
-        account, _ = create_account(
-            ctx.accounts,
-            "bench",
-            api_key=KEY,
-            service_id="12345",
-            shortcodes=[Shortcode(code="28444", country="US")],
-        )
-        saved = handle(
-            ctx,
-            (
-                f"<request><action>saveMMS</action><api-key>{KEY}</api-key><name>b</name>"
-                "<message-subject>Hi</message-subject>"
-                "<slide><message-text>Hello</message-text></slide></request>"
-            ).encode(),
-            {},
-            "127.0.0.1",
-        )
-        mms_id = saved.split(b"<mms-id>")[1].split(b"<")[0].decode()
+        ctx, account, mms_id = sending_stack("Hi", "Hello")
+        set_limits(ctx, account.account_id, RateLimits())  # the defaults, as deployed
         body = send_body(mms_id)
         handle(ctx, body, {}, "127.0.0.1")  # warm: connections, id blocks
         limits_table = get_settings().limits_table

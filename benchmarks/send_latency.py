@@ -6,7 +6,6 @@ Run: .venv/bin/python -m benchmarks.send_latency [requests]
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
 import time
@@ -14,43 +13,15 @@ from collections import Counter
 
 from moto import mock_aws
 
-from benchmarks.common import percentile, quiet_environment, timed_requests
-from local.functions import function_environment
-from local.stack import provision
-from mmsapi.models import Shortcode
-from mmsapi.services.accounts import create_account
+from benchmarks.common import BENCH_KEY as KEY
+from benchmarks.common import percentile, quiet_environment, sending_stack, timed_requests
 from mmsapi.services.api import handle
-from mmsapi.services.context import context
-from mmsapi.settings import get_settings
-
-KEY = "qTFkykO9JTfahCOqJ0V2Wf5Cg1t8iWlZ"
 
 
 def run(requests: int) -> None:
     quiet_environment()
     with mock_aws():
-        stack = provision("mmsapi-bench")
-        os.environ.update(function_environment(stack))
-        get_settings.cache_clear()
-        ctx = context()
-        create_account(
-            ctx.accounts,
-            "bench",
-            api_key=KEY,
-            service_id="12345",
-            shortcodes=[Shortcode(code="28444", country="US")],
-        )
-        saved = handle(
-            ctx,
-            (
-                f"<request><action>saveMMS</action><api-key>{KEY}</api-key><name>b</name>"
-                "<message-subject>Hi {$name|you}</message-subject>"
-                "<slide><message-text>Hello {$name|you}</message-text></slide></request>"
-            ).encode(),
-            {},
-            "127.0.0.1",
-        )
-        mms_id = saved.split(b"<mms-id>")[1].split(b"<")[0].decode()
+        ctx, _, mms_id = sending_stack("Hi {$name|you}", "Hello {$name|you}")
         body = (
             f"<request><action>sendSavedMMS</action><api-key>{KEY}</api-key>"
             f"<mms-id>{mms_id}</mms-id><to>14044790000</to><from>28444</from>"
