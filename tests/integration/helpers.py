@@ -54,7 +54,16 @@ def postback_events(stack: Stack) -> list[dict[str, Any]]:
     has published what the outbox holds; each with its postback_id (X-MMS-Postback-Id)
     taken out of its detail."""
     relay_outbox(stack)
-    url = stack.physical["PostbackQueue"]
+    found: list[dict[str, Any]] = []
+    for event in drain(stack.physical["PostbackQueue"]):
+        # The postback id rides in the detail; tests read it beside the detail.
+        event["postback_id"] = event["detail"].pop("postback_id", None)
+        found.append(event)
+    return found
+
+
+def drain(url: str) -> list[dict[str, Any]]:
+    """Every message body (JSON) waiting in a queue, taken out of it."""
     found: list[dict[str, Any]] = []
     while True:
         got = aws.sqs().receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
@@ -62,10 +71,7 @@ def postback_events(stack: Stack) -> list[dict[str, Any]]:
         if not messages:
             return found
         for message in messages:
-            event = json.loads(message["Body"])
-            # The postback id rides in the detail; tests read it beside the detail.
-            event["postback_id"] = event["detail"].pop("postback_id", None)
-            found.append(event)
+            found.append(json.loads(message["Body"]))
             aws.sqs().delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
 
 

@@ -3,7 +3,6 @@ client-reference and content gets the first answer and does no new work."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from typing import Any
@@ -16,11 +15,10 @@ from mmsapi.services import api
 from mmsapi.services.deliver import deliver
 from mmsapi.services.send import send_saved
 from mmsapi.settings import get_settings
-from mmsapi.store import aws
 from mmsapi.tracking import parse_tracking_id
 from tests.conftest import Client
 from tests.integration.conftest import DELIVERED_TO, Carrier
-from tests.integration.helpers import answer
+from tests.integration.helpers import answer, drain
 
 SAVE = (
     "<request><action>saveMMS</action><api-key>{key}</api-key><name>n</name>"
@@ -51,16 +49,7 @@ def send(client: Client, mms_id: str, reference: str = "", text: str = "see") ->
 
 def queued_sends(stack: Stack) -> list[int]:
     """The send ids waiting in the send queue (taken out of it)."""
-    url = stack.physical["SendQueue"]
-    found: list[int] = []
-    while True:
-        got = aws.sqs().receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
-        messages = got.get("Messages", [])
-        if not messages:
-            return found
-        for message in messages:
-            found.append(json.loads(message["Body"])["send_id"])
-            aws.sqs().delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return [int(body["send_id"]) for body in drain(stack.physical["SendQueue"])]
 
 
 def test_a_send_retried_after_a_timeout_is_submitted_once(
