@@ -120,6 +120,21 @@ def test_show_prints_every_setting_in_force_and_no_secret(
     assert re.search(r"postback-dialect:\s+current", out)
     assert re.search(r"max-slides:\s+8", out)
     assert re.search(r"enabled:\s+yes", out)
+    assert re.search(r"throughput others:\s+100 per second \(default\)", out)
+    assert re.search(r"min-interval:\s+off", out)
+    assert re.search(r"daily-quota:\s+1000000 requests per UTC day", out)
+    # And a changed limit is shown as in force
+    changed = run_admin(
+        capsys,
+        "update",
+        client.account.account_id,
+        "--throughput",
+        "sendMMS=5",
+        "--min-interval",
+        "2",
+    )
+    assert re.search(r"throughput sendMMS:\s+5 per second", changed)
+    assert re.search(r"min-interval:\s+2 s", changed)
     # And the secret and the key are shown as fingerprints only
     assert client.account.postback_secret not in out
     assert client.api_key not in out
@@ -560,7 +575,8 @@ def test_trace_prints_each_postbacks_delivery_attempts(
     httpserver.expect_oneshot_request("/hook").respond_with_data("busy", status=503)
     httpserver.expect_request("/hook").respond_with_data("OK")
     account_id = client.account.account_id
-    run_admin(capsys, "update", account_id, "--postback-url", httpserver.url_for("/hook"))
+    hook = httpserver.url_for("/hook") + "?token=s3cret"  # the customer's own token
+    run_admin(capsys, "update", account_id, "--postback-url", hook)
     accepted = send(client, save(client)["mms-id"])
     send_id = parse_tracking_id(accepted["tracking-id"])
     assert send_id is not None
@@ -568,10 +584,13 @@ def test_trace_prints_each_postbacks_delivery_attempts(
     [event] = [e for e in postback_events(stack) if e["detail"]["code"] == "N101"]
     event["detail"]["postback_id"] = event.pop("postback_id")  # as the queue carries it
     # When PostbackFunction tries it twice (the queue's second receipt)
+    with acting_as("PostbackFunction"), pytest.raises(DeliveryError):
+        handle_event(event, AccountStore(), None, 1, PostbackAttemptsStore())
+    failed = run_admin(capsys, "trace", accepted["tracking-id"])
     with acting_as("PostbackFunction"):
-        with pytest.raises(DeliveryError):
-            handle_event(event, AccountStore(), None, 1, PostbackAttemptsStore())
         handle_event(event, AccountStore(), None, 2, PostbackAttemptsStore())
+    assert re.search(r"postback N101: id send-\d+-N101, failed: HTTP 503, 1 attempt ", failed)
+    assert "s3cret" not in failed
     # Then trace tells the postback's attempts and their outcome
     out = run_admin(capsys, "trace", accepted["tracking-id"])
     assert re.search(r"postback N101: id send-\d+-N101, delivered \(HTTP 200\), 2 attempts", out)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 
-from mmsapi.models import ALL_ACTIONS, Account, Limits
+from mmsapi.models import (
+    ALL_ACTIONS,
+    DEFAULT_DAILY_QUOTA,
+    DEFAULT_THROUGHPUT,
+    Account,
+    Limits,
+)
 
 
 def fingerprint(secret: str) -> str:
@@ -46,6 +52,17 @@ def as_text(account: Account) -> str:
             )
         )
     rows.extend((f"max-bytes {kind}", cap) for kind, cap in account.limits.max_bytes.items())
+    rates = account.rate_limits
+    rows.extend(
+        (f"throughput {action}", f"{per_second} per second")
+        for action, per_second in sorted(rates.throughput.items())
+    )
+    rows.append(("throughput others", f"{DEFAULT_THROUGHPUT} per second (default)"))
+    interval = rates.min_interval_seconds
+    rows.append(("min-interval", f"{interval:g} s" if interval else "off (default)"))
+    quota = rates.daily_quota
+    default_quota = "  (default)" if quota == DEFAULT_DAILY_QUOTA else ""
+    rows.append(("daily-quota", f"{quota} requests per UTC day{default_quota}"))
     return "\n".join(f"{label + ':':19} {value}" for label, value in rows)
 
 

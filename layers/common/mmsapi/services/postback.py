@@ -31,6 +31,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from mmsapi.media.guard import NetworkError, post_bytes
 from mmsapi.models import Account, Dialect
 from mmsapi.observability import count, logger
+from mmsapi.redact import redact
 from mmsapi.settings import Settings, get_settings
 from mmsapi.xml.postbacks13 import with_required
 from mmsapi.xml.render import Field, postback
@@ -65,9 +66,11 @@ ID_HEADER: Final = "X-MMS-Postback-Id"
 class DeliveryError(Exception):
     """A postback attempt failed and should be retried."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, outcome: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
+        # What `mmsapi-admin trace` shows: no URL (its query may hold the customer's token).
+        self.outcome = redact(outcome or reason)
 
 
 class MalformedEventError(ValueError):
@@ -145,9 +148,9 @@ def deliver(
             max_response_bytes=None,
         ).status
     except NetworkError as exc:
-        raise DeliveryError(f"postback to {url} failed: {exc.reason}") from exc
+        raise DeliveryError(f"postback to {url} failed: {exc.reason}", exc.reason) from exc
     if not 200 <= status < 300:
-        raise DeliveryError(f"postback to {url} answered HTTP {status}")
+        raise DeliveryError(f"postback to {url} answered HTTP {status}", f"HTTP {status}")
     return status
 
 
@@ -208,7 +211,7 @@ def handle_event(
     except DeliveryError as exc:
         logger.warning("postback attempt failed", extra={**context, "reason": exc.reason})
         count("PostbackAttemptsFailed", code=code)
-        _note(attempts, event_id, attempt, f"failed: {exc.reason}")
+        _note(attempts, event_id, attempt, f"failed: {exc.outcome}")
         raise
     logger.info("postback delivered", extra={**context, "status": status})
     _note(attempts, event_id, attempt, f"delivered (HTTP {status})")
