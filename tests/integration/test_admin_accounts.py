@@ -325,6 +325,10 @@ def test_rate_limits_count_from_the_next_request(
         assert stored(account_id).rate_limits.throughput == {"sendSavedMMS": 1}
         # When it sends twice in that second, Then the second is E113
         assert [send(client, mms_id).get("error-code") for _ in range(2)] == [None, "E113"]
+        # And back at the default, the same second has room again
+        run_admin(capsys, "update", account_id, "--throughput", "sendSavedMMS=default")
+        assert stored(account_id).rate_limits.throughput == {}
+        assert send(client, mms_id).get("error-code") is None
         # And with a minimum interval of 30 s, a call 5 s after the last is E106
         run_admin(capsys, "update", account_id, "--min-interval", "30")
         now[0] += 40
@@ -367,6 +371,8 @@ def test_rate_limits_count_from_the_next_request(
         (["--throughput", "saveMMS=١٠"], "throughput"),
         (["--min-interval", "-1"], "min-interval"),
         (["--min-interval", "1e9"], "min-interval"),
+        (["--min-interval", "0.0004"], "min-interval"),  # would round to 0 ms: off
+        (["--throughput", "sendSavedMMS=defaults"], "throughput"),
         (["--daily-quota", "0"], "daily-quota"),
         # One bad value among good ones: nothing of the change is stored
         (["--block", "+14045550100", "--service-id", "bad id!"], "service-id"),

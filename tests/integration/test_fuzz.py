@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from mmsapi.errors import CATALOGUE
-from mmsapi.models import Dialect
+from mmsapi.models import ALL_ACTIONS, RATE_LIMIT_BOUNDS, Dialect
 from mmsapi.observability import logger
 from mmsapi.tracking import parse_tracking_id
 from mmsapi.xml.dialect import ALIASES
@@ -338,8 +338,12 @@ def generated(pool: Pool, seed: int) -> tuple[bytes, str]:
 
 @pytest.fixture
 def pool(client: Client) -> Pool:
-    """Given the demo account with a blocked number and two ready templates."""
+    """Given the demo account with a blocked number and two ready templates, allowed the
+    highest throughput (the fuzz sends hundreds of requests a second: it tests the
+    answers, not the rate limits, which tests/integration/test_rate_limits.py does)."""
     client.account.blocked_numbers = [BLOCKED]
+    top = int(RATE_LIMIT_BOUNDS["throughput"][1])
+    client.account.rate_limits.throughput = dict.fromkeys(ALL_ACTIONS, top)
     client.ctx.accounts.put(client.account)
     ids = []
     for name in ("a", "b"):

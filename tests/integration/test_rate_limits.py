@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
 from mmsapi.errors import DomainError
 from mmsapi.models import Account, RateLimits
@@ -271,3 +272,185 @@ def test_the_last_token_of_the_day_is_served_when_claims_go_together(client: Cli
     # taken for the end of the day), and nothing more
     assert codes.count("Success") == 1
     assert codes.count("E120") == 4
+
+
+def test_tokens_asked_ahead_and_not_granted_do_not_block_a_third_function(
+    client: Client,
+) -> None:
+    # Given 100 per second, and two functions that burst in second 0 (so that they
+    # reserve the rest of the block, within half of the limit) and then go idle
+    set_limits(client, throughput={"getMMSTemplates": 100})
+    body = CURRENT.format(key=client.api_key)
+
+    def burst(n: int, clock: Clock) -> None:
+        for step in range(40):
+            clock.now = T0 + step / 100
+            client.post(body)
+        clock.now = T0 + 0.9
+        client.post(body)  # a lease run out within the second: the next one reserves
+
+    in_functions(2, T0, burst)
+    # When a third function serves 30 requests in second 1
+    clock = Clock(T0 + 1.1)
+    with own_limiter(RateLimiter(clock=clock)):
+        codes = Counter(outcome(client.post(body))[0] for _ in range(30))
+    # Then all are answered: at most half of the limit is held by the idle functions
+    assert codes == {"Success": 30}, codes
+
+
+def test_a_third_function_gets_what_the_reservations_left(client: Client) -> None:
+    # Given 100 per second, reservations for second 1 asked past half of the limit
+    set_limits(client, throughput={"getMMSTemplates": 100})
+    key = f"rate#{client.account.account_id}#getMMSTemplates#{T0_SECOND // 10}"
+    aws.dynamodb().put_item(
+        TableName=get_settings().limits_table,
+        Item={"key": {"S": key}, "r1": {"N": "85"}},
+    )
+    # When a function serves 60 requests in second 1
+    clock = Clock(T0 + 1.1)
+    with own_limiter(RateLimiter(clock=clock)):
+        got = Counter(
+            outcome(client.post(CURRENT.format(key=client.api_key)))[0] for _ in range(60)
+        )
+    # Then it gets the 50 the reservations (at most half) left, and no more
+    assert got == {"Success": 50, "E113": 10}, got
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        EndpointConnectionError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com"),
+        ReadTimeoutError(endpoint_url="https://dynamodb.us-east-1.amazonaws.com"),
+        ClientError({"Error": {"Code": "ProvisionedThroughputExceededException"}}, "UpdateItem"),
+    ],
+    ids=["connection", "timeout", "throttled"],
+)
+def test_a_table_out_of_reach_fails_open_whatever_botocore_raises(
+    client: Client, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    # Given a limits table that DynamoDB's client cannot reach
+    def unreachable(**_: object) -> None:
+        raise error
+
+    set_limits(client, daily_quota=1)
+    monkeypatch.setattr(aws.dynamodb(), "update_item", unreachable)
+    monkeypatch.setattr(aws.dynamodb(), "transact_write_items", unreachable)
+    # Then requests are served uncounted (with a warning), not answered E503
+    with own_limiter(RateLimiter(clock=Clock())):
+        codes = [outcome(client.post(CURRENT.format(key=client.api_key)))[0] for _ in range(2)]
+    assert codes == ["Success", "Success"]
+
+
+def _conflict(operation: str) -> ClientError:
+    if operation == "UpdateItem":
+        return ClientError(
+            {"Error": {"Code": "TransactionConflictException", "Message": "conflict"}},
+            operation,
+        )
+    return ClientError(
+        {
+            "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+            "CancellationReasons": [{"Code": "TransactionConflict"}, {"Code": "None"}],
+        },
+        operation,
+    )
+
+
+@pytest.mark.parametrize("operation", ["UpdateItem", "TransactWriteItems"])
+def test_a_conflict_on_the_last_call_stamp_is_e106(
+    client: Client, monkeypatch: pytest.MonkeyPatch, operation: str
+) -> None:
+    body = CURRENT.format(key=client.api_key)
+    clock = Clock(T0)
+    with own_limiter(RateLimiter(clock=clock)):
+        # Given a function holding leases (8 calls in 80 ms: batches of 1, 2, 4, 8)
+        for step in range(8):
+            clock.now = T0 + step / 100
+            assert outcome(client.post(body))[0] == "Success"
+        # and a minimum interval: the next call stamps the last-call time alone
+        # (UpdateItem), or with a lease when one is due too, in the next 10-second block
+        # (TransactWriteItems)
+        set_limits(client, min_interval_seconds=0.5)
+        clock.now = T0 + 0.6 if operation == "UpdateItem" else T0 + 10.6
+
+        def conflicted(**_: object) -> None:
+            raise _conflict(operation)
+
+        name = "update_item" if operation == "UpdateItem" else "transact_write_items"
+        monkeypatch.setattr(aws.dynamodb(), name, conflicted)
+        # When that write meets another call's write on the stamp, Then the call is
+        # E106 (another call of the account at the same instant), not served uncounted
+        assert outcome(client.post(body)) == (
+            "E106",
+            "Time interval between each API call should be at least 0.5 seconds.",
+        )
+
+
+def test_a_retried_request_gets_its_first_answer_within_the_minimum_interval(
+    client: Client,
+) -> None:
+    # Given a minimum interval of 5 s
+    set_limits(client, min_interval_seconds=5)
+    save = (
+        f"<request><action>saveMMS</action><api-key>{client.api_key}</api-key><name>n</name>"
+        "<message-subject>Hi</message-subject><client-reference>r-2</client-reference>"
+        "<slide><message-text>Hello</message-text></slide></request>"
+    )
+    clock = Clock(T0 + 0.1)
+    with own_limiter(RateLimiter(clock=clock)):
+        first = answer(client.post(save))
+        clock.now += 1
+        # When the client retries the same request 1 s later
+        again = answer(client.post(save))
+        # Then it gets the first answer (one template), not E106
+        assert first["status"] == "Success", first
+        assert again == first
+        # And another request that soon is still E106
+        assert outcome(client.post(CURRENT.format(key=client.api_key)))[0] == "E106"
+
+
+def test_a_function_that_goes_cold_holds_a_few_seconds_of_the_daily_quota(
+    client: Client,
+) -> None:
+    # Given a quota of 10 million (leases up to 10000 each before), and a function that
+    # serves 20 requests a second for 30 s, then goes cold
+    set_limits(client, daily_quota=10_000_000)
+    clock = Clock()
+    with own_limiter(RateLimiter(clock=clock)):
+        for step in range(600):
+            clock.now = T0 + step / 20
+            assert outcome(client.post(CURRENT.format(key=client.api_key)))[0] == "Success"
+    day = datetime.fromtimestamp(T0, UTC).date().isoformat()
+    item = aws.dynamodb().get_item(
+        TableName=get_settings().limits_table,
+        Key={"key": {"S": day_key(client.account.account_id, day)}},
+    )["Item"]
+    # Then what it leased and did not spend is at most 10 s of its requests (and leases
+    # still cost well under one call per request)
+    assert int(item["n"]["N"]) - 600 <= 10 * 20
+
+
+def test_a_request_refused_by_a_limit_runs_when_retried_later(client: Client) -> None:
+    # Given one saveMMS per second, used up by a first request
+    set_limits(client, throughput={"saveMMS": 1})
+
+    def save(reference: str) -> dict[str, str]:
+        return answer(
+            client.post(
+                f"<request><action>saveMMS</action><api-key>{client.api_key}</api-key>"
+                f"<name>n</name><message-subject>Hi</message-subject><client-reference>"
+                f"{reference}</client-reference><slide><message-text>Hello</message-text>"
+                "</slide></request>"
+            )
+        )
+
+    clock = Clock(T0 + 0.1)
+    with own_limiter(RateLimiter(clock=clock)):
+        assert save("r-3")["status"] == "Success"
+        # When another request is refused E113, then retried the next second
+        assert save("r-4").get("error-code") == "E113"
+        clock.now += 1
+        retried = save("r-4")
+    # Then the retry runs (the refusal left no idempotency record behind)
+    assert retried["status"] == "Success", retried
+    assert retried["mms-id"] != save("r-3")["mms-id"]

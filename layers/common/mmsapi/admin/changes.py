@@ -46,6 +46,8 @@ T = TypeVar("T")
 # 4 KB per read unit): a thousand numbers is about 20 KB, far below DynamoDB's 400 KB.
 MAX_BLOCKED_NUMBERS: Final = 1000
 MAX_LIST_ITEMS: Final = 100  # service-ids, operator-ids, allow-list entries
+# The least minimum interval but 0 (off): the limiter counts whole milliseconds.
+MIN_INTERVAL_FLOOR: Final = 0.001
 
 
 @dataclass(frozen=True)
@@ -166,27 +168,40 @@ def _max_bytes(raw: str) -> tuple[MediaKind, int]:
     return kind, value
 
 
-def _throughput(raw: str) -> tuple[str, int]:
+def _throughput(raw: str) -> tuple[str, int | None]:
+    """(action, requests per second), or (action, None) for ACTION=default."""
     action, _, number = raw.partition("=")
     low, high = (int(b) for b in RATE_LIMIT_BOUNDS["throughput"])
     if action.strip() not in ALL_ACTIONS:
         raise InvalidInputError(
-            f"throughput {raw[:40]!r}: ACTION=N, ACTION one of {', '.join(ALL_ACTIONS)}"
+            f"throughput {raw[:40]!r}: ACTION=N or ACTION=default, "
+            f"ACTION one of {', '.join(ALL_ACTIONS)}"
         )
+    if number.strip() == "default":
+        return action.strip(), None
     value = ascii_int(number.strip(), low, high)
     if value is None:
-        raise InvalidInputError(f"throughput {action}: requests per second from {low} to {high}")
+        raise InvalidInputError(
+            f"throughput {action}: requests per second from {low} to {high}, or default"
+        )
     return action.strip(), value
 
 
 def _min_interval(raw: str) -> float:
-    low, high = RATE_LIMIT_BOUNDS["min_interval_seconds"]
+    _, high = RATE_LIMIT_BOUNDS["min_interval_seconds"]
     whole, _, fraction = raw.strip().partition(".")
     if not (ascii_digits(whole) and (not fraction or ascii_digits(fraction))):
-        raise InvalidInputError(f"min-interval {raw[:40]!r}: seconds from {low:g} to {high:g}")
+        raise InvalidInputError(
+            f"min-interval {raw[:40]!r}: seconds from {MIN_INTERVAL_FLOOR:g} to {high:g}, "
+            "or 0 (off)"
+        )
     value = float(raw)
-    if not low <= value <= high:
-        raise InvalidInputError(f"min-interval {raw[:40]!r}: seconds from {low:g} to {high:g}")
+    # Intervals are kept in whole milliseconds: a smaller one would silently be off.
+    if value != 0 and not MIN_INTERVAL_FLOOR <= value <= high:
+        raise InvalidInputError(
+            f"min-interval {raw[:40]!r}: seconds from {MIN_INTERVAL_FLOOR:g} to {high:g}, "
+            "or 0 (off)"
+        )
     return value
 
 
@@ -219,9 +234,12 @@ def _set_limit(name: str) -> Callable[[Account, int], None]:
     return apply
 
 
-def _set_throughput(account: Account, value: tuple[str, int]) -> None:
+def _set_throughput(account: Account, value: tuple[str, int | None]) -> None:
     action, per_second = value
-    account.rate_limits.throughput[action] = per_second
+    if per_second is None:
+        account.rate_limits.throughput.pop(action, None)  # DEFAULT_THROUGHPUT again
+    else:
+        account.rate_limits.throughput[action] = per_second
 
 
 def _set_rate(name: str) -> Callable[[Account, Any], None]:
@@ -413,7 +431,7 @@ SETTINGS: Final[tuple[Setting[Any], ...]] = (
     ),
     Setting(
         "--throughput",
-        "requests per second of an action, ACTION=N (E113 beyond; default 100)",
+        "requests per second of an action, ACTION=N (E113 beyond) or ACTION=default (100)",
         _throughput,
         _set_throughput,
         "ACTION=N",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import Final
 
 from mmsapi.budget import Budget, within
@@ -167,9 +166,15 @@ def _answer(ctx: Context, body: bytes, query: dict[str, str], source_ip: str) ->
         run = ACTIONS.get(action)
         if run is None:
             raise ApiError("E107")
-        # Limits count every authenticated request, before its action does any work.
-        check_limits(account, action)
-        fields = run_once(account, action, doc, partial(run, ctx, account, doc))
+
+        # Limits count every authenticated request before its action does any work, but
+        # not a repeat of an earlier request (run_once answers it without calling work; a
+        # refusal deletes the idempotency claim, so a retry is checked again).
+        def work() -> list[Field]:
+            check_limits(account, action)
+            return run(ctx, account, doc)
+
+        fields = run_once(account, action, doc, work)
         _tag_answer(fields)
         logger.info("answered")
         count("Succeeded", action=action)

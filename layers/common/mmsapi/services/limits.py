@@ -12,8 +12,12 @@ in batches and spends them locally:
   batch doubles when it runs out within a second and halves when tokens are left over,
   up to a quarter of the limit; near the limit (the second's count past half of it)
   leases shrink to a quarter of what is left, then to 1;
-- daily quota (E120, all actions, per UTC day): leases double from 1 up to a thousandth
-  of the quota, and to a sixteenth of what is left near the end;
+- daily quota (E120, all actions, per UTC day): a lease doubles from 1 while the last
+  one lasted under half of DAY_LEASE_SECONDS and halves when it lasted longer than
+  DAY_LEASE_SECONDS (tokens left over), never more than DAY_LEASE_SECONDS' worth of
+  requests at the pace the last one was spent (or DAY_LEASE_FLOOR), nor a thousandth of
+  the quota, nor a sixteenth of what is left near the end. So a function that goes cold
+  takes with it at most a few seconds of its own recent traffic;
 - minimum interval (E106, off unless set): every call stamps the account's last-call
   time with a conditional write, so it costs one call per request when set.
 
@@ -23,7 +27,8 @@ open, with the HTTP API's stage throttle still in front.
 What is due for one request is claimed in one AWS call (one UpdateItem, or one
 TransactWriteItems when several are due). No more tokens than a limit are ever granted
 in a window, by any number of functions; a request can be refused while fewer were
-spent, by at most what other functions leased and have not spent yet.
+spent, by at most what other functions leased and have not spent yet (and, in a
+transaction, a quarter of the reservations' half, store/limits.py).
 """
 
 from __future__ import annotations
@@ -55,6 +60,10 @@ from mmsapi.store.limits import (
 RATE_ITEM_SECONDS: Final = 3600
 DAY_ITEM_SECONDS: Final = 2 * 86_400
 LAST_ITEM_SECONDS: Final = 86_400
+# A daily-quota lease is at most this many seconds' worth of the function's requests,
+# or DAY_LEASE_FLOOR tokens (so that a slow function does not call for every few).
+DAY_LEASE_SECONDS: Final = 10.0
+DAY_LEASE_FLOOR: Final = 16
 
 
 @dataclass
@@ -74,9 +83,10 @@ class _Daily:
     day: str
     quota: int
     tokens: int = 0
-    size: int = 1
+    size: int = 0
     seen: int = 0
     exhausted: bool = False
+    leased_at: float | None = None  # when its last lease was granted
 
 
 def _seconds(value: float) -> str:
@@ -145,7 +155,7 @@ class RateLimiter:
             claims.append(self._rate_claim(aid, action, rate, second, alone))
             codes.append("E113")
         if day_due:
-            claims.append(self._day_claim(aid, daily, today, alone))
+            claims.append(self._day_claim(aid, daily, today, now, alone))
             codes.append("E120")
         if claims:
             self.calls += 1
@@ -160,7 +170,7 @@ class RateLimiter:
                 code, refused = codes[outcome.refused], claims[outcome.refused]
                 # Refused for one token: the window is used up. Refused for a batch (a
                 # transaction's all-or-nothing claim): maybe only the batch did not fit.
-                used_up = not isinstance(refused, Counter) or refused.asked[refused.gate] == 1
+                used_up = not isinstance(refused, Counter) or refused.asked == 1
                 if code == "E113":
                     rate.full_second = second if used_up else rate.full_second
                     raise e113(action, rate.ceiling)
@@ -178,6 +188,13 @@ class RateLimiter:
                     rate.tokens[at] = rate.tokens.get(at, 0) + granted
                     if count is not None:
                         rate.seen[at] = count
+            # Granted nothing: what is left of the window is reserved by other functions.
+            if rate.tokens.get(second, 0) <= 0:
+                rate.full_second = second
+                raise e113(action, rate.ceiling)
+            if daily.tokens <= 0:
+                daily.exhausted = True
+                raise e120(daily.quota)
         rate.tokens[second] -= 1
         daily.tokens -= 1
         self._last_ms[aid] = now_ms
@@ -213,28 +230,53 @@ class RateLimiter:
         near = seen * 2 > rate.ceiling
         if near:
             rate.size = max(1, min(rate.size, (rate.ceiling - seen) // 4))
-        # Alone, it takes what fits of its batch; in a transaction, one token (all or
-        # nothing, so a refusal means the second is used up).
-        asked = {gate: rate.size if alone else 1}
         # A function that spent all it leased (busy every second) reserves as much for
         # the rest of the block, within half of each second's limit: the other half
-        # stays for leases on demand, whatever idle functions reserved.
+        # stays for leases on demand, whatever idle functions reserved. Reservations are
+        # counted apart from the on-demand counts, so what was asked ahead and not
+        # granted does not take room from anyone.
+        reserved: dict[str, int] = {}
         if alone and not near and rate.busy and not left_over:
             for digit in range(second % BLOCK_SECONDS + 1, BLOCK_SECONDS):
-                asked[f"s{digit}"] = rate.size
+                reserved[f"s{digit}"] = rate.size
         rate.busy = True
-        reserve = rate.ceiling // 2
-        return Counter(key, gate, rate.ceiling, asked, expires, not alone, reserve)
+        # Alone, it takes what fits of its batch; in a transaction, one token (all or
+        # nothing, so a refusal means the second is used up).
+        return Counter(
+            key,
+            gate,
+            rate.ceiling,
+            rate.size if alone else 1,
+            expires,
+            exact=not alone,
+            reserved=reserved,
+            reserve_ceiling=rate.ceiling // 2,
+        )
 
-    def _day_claim(self, aid: str, daily: _Daily, today: datetime, alone: bool) -> Counter:
+    def _day_claim(
+        self, aid: str, daily: _Daily, today: datetime, now: float, alone: bool
+    ) -> Counter:
         midnight = datetime.combine(today.date() + timedelta(days=1), datetime.min.time(), UTC)
         expires = int(midnight.timestamp()) + DAY_ITEM_SECONDS
         cap = max(1, daily.quota // 1000)
         if daily.seen * 2 > daily.quota:
             cap = min(cap, max(1, (daily.quota - daily.seen) // 16))
-        daily.size = max(1, min(daily.size * 2, cap))
-        asked = {"n": daily.size}
-        return Counter(day_key(aid, daily.day), "n", daily.quota, asked, expires, exact=not alone)
+        size = 1
+        if daily.leased_at is not None and daily.size > 0:
+            lasted = max(now - daily.leased_at, 0.001)
+            # Spent quickly: lease more; left over for long: lease less. Never more than
+            # DAY_LEASE_SECONDS at the pace the last lease was spent.
+            size = daily.size
+            if lasted * 2 <= DAY_LEASE_SECONDS or size * 2 <= DAY_LEASE_FLOOR:
+                size *= 2
+            elif lasted > DAY_LEASE_SECONDS and size > DAY_LEASE_FLOOR:
+                size //= 2
+            size = min(size, max(DAY_LEASE_FLOOR, int(daily.size * DAY_LEASE_SECONDS / lasted)))
+        daily.size = max(1, min(size, cap))
+        daily.leased_at = now
+        return Counter(
+            day_key(aid, daily.day), "n", daily.quota, daily.size, expires, exact=not alone
+        )
 
 
 _process = RateLimiter()
