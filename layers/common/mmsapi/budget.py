@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
+from mmsapi.scope import bound
 from mmsapi.settings import get_settings
 
 
@@ -59,8 +60,5 @@ _current: ContextVar[Budget | None] = ContextVar("mmsapi_request_budget", defaul
 @contextmanager
 def within(budget: Budget) -> Iterator[Budget]:
     """Budget.current() answers `budget` until the block ends (one request's work)."""
-    token = _current.set(budget)
-    try:
+    with bound(_current, budget):
         yield budget
-    finally:
-        _current.reset(token)

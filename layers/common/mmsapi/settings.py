@@ -18,6 +18,8 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from mmsapi.scope import bound
+
 
 class Settings(BaseSettings):
     """Deployment-wide settings. Names are the environment variables with prefix MMS_."""
@@ -155,11 +157,8 @@ _scoped: ContextVar[Settings | None] = ContextVar("mmsapi_scoped_settings", defa
 @contextmanager
 def scoped_settings(settings: Settings) -> Iterator[Settings]:
     """get_settings() answers `settings` in this context until the block ends."""
-    token = _scoped.set(settings)
-    try:
+    with bound(_scoped, settings):
         yield settings
-    finally:
-        _scoped.reset(token)
 
 
 @lru_cache(maxsize=1)

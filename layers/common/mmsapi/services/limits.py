@@ -45,6 +45,7 @@ from typing import Final
 from mmsapi.errors import ApiError, DomainError
 from mmsapi.models import Account
 from mmsapi.observability import logger
+from mmsapi.scope import bound
 from mmsapi.store.limits import (
     BLOCK_SECONDS,
     Claim,
@@ -291,11 +292,8 @@ def limiter() -> RateLimiter:
 @contextmanager
 def own_limiter(instance: RateLimiter) -> Iterator[RateLimiter]:
     """Use `instance` in this context: tests run several "warm functions" in one process."""
-    token = _own.set(instance)
-    try:
+    with bound(_own, instance):
         yield instance
-    finally:
-        _own.reset(token)
 
 
 def check_limits(account: Account, action: str) -> None:
