@@ -3,6 +3,8 @@ client-reference and content gets the first answer and does no new work."""
 
 from __future__ import annotations
 
+import math
+import re
 import threading
 import time
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 import pytest
 
 from local.stack import Stack
+from mmsapi.budget import Budget
 from mmsapi.models import Send
 from mmsapi.services import api
 from mmsapi.services.deliver import deliver
@@ -161,3 +164,51 @@ def test_a_repeat_after_the_window_is_a_new_request(
     assert later["status"] == "Success"
     assert later["tracking-id"] != first["tracking-id"]
     assert len(queued_sends(stack)) == 2
+
+
+def test_a_duplicate_that_outwaits_its_budget_is_told_when_to_retry(
+    client: Client, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mms_id = save(client)["mms-id"]
+    release = threading.Event()
+    runs: list[int] = []
+
+    def stuck_send(*args: Any, **kwargs: Any) -> Send:
+        runs.append(1)
+        release.wait(10)  # the first function is still working (or dying)
+        return send_saved(*args, **kwargs)
+
+    monkeypatch.setattr(api, "send_saved", stuck_send)
+    first: list[dict[str, str]] = []
+    body = SEND.format(
+        key=client.api_key, mms_id=mms_id, to=DELIVERED_TO, text="see", ref=ref("order-6")
+    ).encode()
+    worker = threading.Thread(target=lambda: first.append(send(client, mms_id, "order-6")))
+    worker.start()
+    while not runs:
+        time.sleep(0.01)
+    # When the duplicate's whole budget passes while the first still holds the claim
+    started = time.monotonic()
+    duplicate = answer(api.handle(client.ctx, body, {}, client.source_ip, Budget.of(0.5)))
+    waited = time.monotonic() - started
+    # Then it is told to come back later (E106, in whole seconds), never E503
+    # (the first's claim ends by this one's deadline plus the claim's margin)
+    margin = get_settings().request_safety_margin
+    try:
+        assert duplicate["error-code"] == "E106", duplicate
+        info = re.fullmatch(
+            r"Time interval between each API call should be at least (\d+) seconds\.",
+            duplicate["error-info"],
+        )
+        assert info is not None, duplicate
+        assert math.ceil(margin) <= int(info[1]) <= math.ceil(margin + 0.5)
+        assert waited < 1.5
+    finally:
+        release.set()
+    # And once the first answers, the same request gets the first answer, with no new work
+    release.set()
+    worker.join()
+    assert first[0]["status"] == "Success", first
+    assert send(client, mms_id, reference="order-6") == first[0]
+    assert len(runs) == 1
+    assert len(queued_sends(stack)) == 1

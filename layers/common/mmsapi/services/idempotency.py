@@ -12,15 +12,18 @@ conditional PutItem claims the key, an UpdateItem stores the answer, a refusal (
 ApiError) deletes the claim so that a corrected retry runs again. A duplicate that
 arrives while the first is still running waits for the first's answer and gives it
 (polling the record within the request's budget), so a client that retries early is
-never answered an error and never sends twice. A first request whose function died
-leaves a claim that expires with that function's Lambda deadline; a retry after it runs
-the request again.
+never sent twice. A first request whose function died leaves a claim that expires with
+that function's Lambda deadline; a retry after it runs the request again. A duplicate
+whose whole budget passes while the claim stands is answered E106 "at least X seconds"
+(docs/accounts.md#repeated-requests), X being when that claim has surely ended: the
+first started before this one, so its deadline is no later than this one's.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
@@ -132,5 +135,7 @@ def _remembered(key: dict[str, str], work: Callable[[], list[Field]]) -> list[Fi
             if budget.remaining() < pause:
                 break
             time.sleep(pause)
-    # The first request outlived this one's whole budget: it has not answered yet.
-    raise ApiError("E503")
+    # The first request outlived this one's whole budget: it has not answered yet. By this
+    # one's deadline (plus the margin Powertools gives a claim) it has answered or died.
+    wait = budget.remaining() + get_settings().request_safety_margin
+    raise ApiError("E106", x=str(max(1, math.ceil(wait))))
