@@ -55,10 +55,9 @@ unit: $(STAMP)
 
 test: lint typecheck cfn build unit
 
-BENCHMARKS := save_latency send_latency cold_start image_fit video_encode adaptation memory hostile_inputs
-
+# Every benchmark in a fresh interpreter, then one table: each figure beside its goal.
 bench: $(STAMP)
-	for b in $(BENCHMARKS); do echo "== $$b"; $(PY) -m benchmarks.$$b || exit 1; done
+	$(PY) -m benchmarks.run
 
 # 100,000 generated requests (every action, both dialects) at the in-process front door:
 # fails on any E503 or any answer slower than its bound, and prints the figures.

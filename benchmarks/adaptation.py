@@ -23,6 +23,7 @@ from pathlib import Path
 from moto import mock_aws
 
 from benchmarks.common import percentile, quiet_environment
+from benchmarks.goals import Figure, record
 from local.stack import provision
 from mmsapi.carrier.profiles import PROFILES
 from mmsapi.media.images import adapt_image
@@ -162,6 +163,7 @@ def run(sends: int) -> None:
             f"{label:26}{len(times):6d} {percentile(times, 0.5):8.2f} "
             f"{percentile(times, 0.99):8.2f} {max(times):8.2f}"
         )
+    record(Figure("adaptations per (template, profile)", adaptations / len(seen), 1, "", "exactly"))
     print("message size on the air per profile (limit):")
     for profile_id, size in sorted(sizes.items()):
         limit = PROFILES[profile_id].max_message_bytes
