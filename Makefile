@@ -15,7 +15,7 @@ export AWS_DEFAULT_REGION ?= us-east-1
 export AWS_REGION ?= us-east-1
 export SAM_CLI_TELEMETRY ?= 0
 
-.PHONY: local test lint typecheck cfn build unit bench clean fuzz chaos
+.PHONY: local local-reset test lint typecheck cfn build unit bench clean fuzz chaos
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ $(SAM_STAMP):
 
 local: $(STAMP)
 	$(PY) -m local.runtime
+
+# Forget what `make local` kept (tables, buckets) in .local-data/state/.
+local-reset: $(STAMP)
+	$(PY) -m local.runtime --reset
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -13,10 +13,14 @@
 - the SQS event sources of the template, polled and handed to their handlers the
   way Lambda's event source mappings do (failed messages come back after the
   queue's visibility timeout: that is the retry policy);
-- a demo account (the documents' sample key, shortcode 28444, service-id 12345).
+- a demo account (the documents' sample key, shortcode 28444, service-id 12345),
+  the same across restarts;
+- the state (tables and buckets) kept in <data dir>/state/ across restarts
+  (local.persistence; `make local-reset` or `--reset` forgets it).
 
 Settings (environment): MMS_LOCAL_PORT (3000), MMS_LOCAL_AWS_PORT (4566),
-MMS_LOCAL_API_KEY, MMS_LOCAL_POSTBACK_URL, MMS_LOCAL_DATA_DIR (.local-data),
+MMS_LOCAL_API_KEY, MMS_LOCAL_ACCOUNT_ID (demo), MMS_LOCAL_POSTBACK_SECRET,
+MMS_LOCAL_POSTBACK_URL, MMS_LOCAL_CARRIER_TOKEN, MMS_LOCAL_DATA_DIR (.local-data),
 MMS_LOCAL_TEMPLATE (template.yaml; or --template), MMS_LOCAL_GSI_LAG (1.0: seconds
 during which an index read does not see a write, as AWS's GSIs may lag).
 While it runs, <data dir>/runtime.json tells mmsapi-admin and local.invoke where
@@ -57,6 +61,7 @@ from local.functions import (
     threads_inherit_the_invocation,
 )
 from local.http_api import ApiServer, LocalApi, Route, routes_from_template
+from local.persistence import LocalState, Snapshotter, reset, state_dir
 from local.queues import POLL_WAIT_SECONDS, QueuePoller, QueueSource, queue_sources
 from local.schedules import SchedulePoller, schedules
 from local.stack import TEMPLATE_PATH, Stack, TemplateError, check_order, provision
@@ -76,6 +81,7 @@ SAMPLE_API_KEY = "qTFkykO9JTfahCOqJ0V2Wf5Cg1t8iWlZ"  # the documents' sample key
 DEMO_SHORTCODE = "28444"
 DEMO_COUNTRY = "US"
 DEMO_SERVICE_ID = "12345"
+DEMO_ACCOUNT_ID = "demo00000001"
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -98,6 +104,8 @@ class LocalSettings:
     port: int = 3000
     aws_port: int = 4566
     api_key: str = SAMPLE_API_KEY
+    account_id: str = DEMO_ACCOUNT_ID
+    postback_secret: str = ""  # empty: the kept one, else a new one
     postback_url: str = ""
     data_dir: Path = Path(".local-data")
     template: Path = TEMPLATE_PATH
@@ -110,6 +118,8 @@ class LocalSettings:
             port=_port(env, "MMS_LOCAL_PORT", 3000),
             aws_port=_port(env, "MMS_LOCAL_AWS_PORT", 4566),
             api_key=env.get("MMS_LOCAL_API_KEY") or SAMPLE_API_KEY,
+            account_id=env.get("MMS_LOCAL_ACCOUNT_ID") or DEMO_ACCOUNT_ID,
+            postback_secret=env.get("MMS_LOCAL_POSTBACK_SECRET", ""),
             postback_url=env.get("MMS_LOCAL_POSTBACK_URL", ""),
             data_dir=data_dir(env),
             template=Path(env.get("MMS_LOCAL_TEMPLATE") or TEMPLATE_PATH).resolve(),
@@ -277,6 +287,7 @@ class Runtime:
         self.moto: ThreadedMotoServer | None = None
         self.mmsc: SimulatedMmsc | None = None
         self.mmsc_url = ""
+        self.carrier_token = ""
         self.sms: SimulatedSmsGateway | None = None
         self.threads: list[threading.Thread] = []
         self.stack: Stack | None = None
@@ -288,6 +299,8 @@ class Runtime:
         self.gate: Any = None
         self.undo_threads: Callable[[], None] | None = None
         self.demo: DemoAccount | None = None
+        self.state: LocalState | None = None
+        self.snapshots: Snapshotter | None = None
         self.serving = False
         self.state_written = False
 
@@ -312,6 +325,10 @@ class Runtime:
             },
         )
         check_order(self.stack)  # a loop CloudFormation would refuse
+        self.state = LocalState(self.stack, settings.data_dir)
+        items, objects = self.state.restore()  # before any function runs
+        if items or objects:
+            log.info("kept state restored: %d items, %d objects", items, objects)
         reset_product_caches()
         self.gate = _install_gate(self.stack, self.settings.gsi_lag_seconds)
         self.undo_threads = threads_inherit_the_invocation()
@@ -360,6 +377,8 @@ class Runtime:
         serving.daemon = True
         serving.start()
         self.serving = True
+        self.snapshots = Snapshotter(self.state, self.stop_event)
+        self.snapshots.start()
 
     def _refuse_second_runtime(self) -> None:
         state_file = self.settings.state_file
@@ -396,21 +415,34 @@ class Runtime:
         self.moto.start()
 
     def _create_demo_account(self) -> DemoAccount:
-        """As `mmsapi-admin` does it: an operator's call, with the API's table names."""
+        """As `mmsapi-admin` does it: an operator's call, with the API's table names. A
+        kept demo account (a restart) is the same one, with this start's postback URL
+        and, when MMS_LOCAL_POSTBACK_SECRET is set, that secret."""
         from mmsapi.models import Shortcode
         from mmsapi.services.accounts import create_account
         from mmsapi.settings import scoped_settings, settings_from
         from mmsapi.store.accounts import AccountStore
 
+        s = self.settings
         with scoped_settings(settings_from(self.environment)):
-            account, key = create_account(
-                AccountStore(),
-                "demo",
-                shortcodes=[Shortcode(code=DEMO_SHORTCODE, country=DEMO_COUNTRY)],
-                service_id=DEMO_SERVICE_ID,
-                postback_url=self.settings.postback_url,
-                api_key=self.settings.api_key,
-            )
+            store = AccountStore()
+            kept = store.by_api_key(s.api_key)
+            if kept is None:
+                account, key = create_account(
+                    store,
+                    "demo",
+                    shortcodes=[Shortcode(code=DEMO_SHORTCODE, country=DEMO_COUNTRY)],
+                    service_id=DEMO_SERVICE_ID,
+                    postback_url=s.postback_url,
+                    api_key=s.api_key,
+                    account_id=s.account_id,
+                    postback_secret=s.postback_secret or None,
+                )
+            else:
+                secret = s.postback_secret or kept.postback_secret
+                update = {"postback_url": s.postback_url, "postback_secret": secret}
+                changed = store.change(kept.account_id, lambda a: a.model_copy(update=update))
+                account, key = changed or kept, s.api_key
         return DemoAccount(account.account_id, key, account.postback_url, account.postback_secret)
 
     def write_state(self) -> None:
@@ -453,7 +485,10 @@ class Runtime:
         from local.mmsc import SimulatedMmsc, rules_from_env
         from local.sms import SimulatedSmsGateway
 
-        token = secrets.token_urlsafe(24)
+        # Pinned by MMS_LOCAL_CARRIER_TOKEN (a real MMSC's configuration names it), else new.
+        token = self.carrier_token = os.environ.get("MMS_LOCAL_CARRIER_TOKEN") or (
+            secrets.token_urlsafe(24)
+        )
         api = f"http://127.0.0.1:{self.settings.port}"
         found = {"CarrierReportToken": token}
         real_mmsc = os.environ.get("MMS_MM7_URL", "")
@@ -481,6 +516,9 @@ class Runtime:
             self.api_server.server_close()
         for thread in self.threads:
             thread.join(timeout=POLL_WAIT_SECONDS + 3)
+        if self.snapshots is not None:
+            self.snapshots.join(timeout=30)
+            self.snapshots.final()  # nothing writes any more
         for carrier in (self.mmsc, self.sms):
             if carrier is not None:
                 with contextlib.suppress(Exception):
@@ -535,6 +573,8 @@ class Runtime:
                 if self.mmsc is not None
                 else f"real MMSC {os.environ.get('MMS_MM7_URL', '')}"
             ),
+            f"  Carrier routes   {s.api_url}/carrier/mm7/{self.carrier_token}   (reports, MO;"
+            " pin the token with MMS_LOCAL_CARRIER_TOKEN)",
             f"  Fallback SMS     simulated gateway (what it sent: {self.settings.data_dir}/sms/)",
             f"  Embedded AWS     {endpoint}   (moto; dashboard {endpoint}/moto-api/)",
             f"  Media bucket     s3://{bucket}",
@@ -545,6 +585,7 @@ class Runtime:
             "AWS_SECRET_ACCESS_KEY=testing; region us-east-1)",
             f"  Logs             stdout, and a copy in {s.log_file}",
             f"  State            {s.state_file}   (read by mmsapi-admin and local.invoke)",
+            f"  Kept state       {state_dir(s.data_dir)}   (survives restarts; make local-reset)",
             "",
             "  Functions",
         ]
@@ -632,11 +673,19 @@ class _Signals:
 def main(argv: list[str] | None = None) -> None:
     arguments = argparse.ArgumentParser(prog="python -m local.runtime", description=__doc__)
     arguments.add_argument("--template", type=Path, help="template.yaml (a copy, say) to run")
+    arguments.add_argument(
+        "--reset", action="store_true", help="forget the kept state (tables, buckets) and exit"
+    )
     given = arguments.parse_args(argv)
     try:
         settings = LocalSettings.from_environ()
         if given.template is not None:
             settings = dataclasses.replace(settings, template=given.template.resolve())
+        if given.reset:
+            Runtime(settings)._refuse_second_runtime()
+            reset(settings.data_dir)
+            print(f"mmsapi local: forgot the state kept in {state_dir(settings.data_dir)}")
+            return
     except StartupError as exc:
         sys.exit(f"mmsapi local: {exc}")
     log_copy = setup_logging(settings.log_file)

@@ -137,9 +137,12 @@ def create_account(
     ip_allowlist: list[str] | None = None,
     allowed_actions: list[str] | None = None,
     limits: Limits | None = None,
+    account_id: str | None = None,
+    postback_secret: str | None = None,
 ) -> tuple[Account, str]:
     """Create an account; returns it and its API key (the only time the key is seen).
-    InvalidInputError (nothing stored) when an input is not valid."""
+    InvalidInputError (nothing stored) when an input is not valid. `account_id` and
+    `postback_secret` are for a fixed demo account (the local runtime); else both new."""
     key = api_key or new_api_key()
     codes = list(shortcodes or [])
     check_name(name)
@@ -160,14 +163,14 @@ def create_account(
             code.default = True
             countries_with_default.add(code.country)
     account = Account(
-        account_id=uuid.uuid4().hex[:12],
+        account_id=account_id or uuid.uuid4().hex[:12],
         name=name,
         key_hash=hash_key(key),
         shortcodes=codes,
         default_service_id=service_id,
         postback_url=postback_url,
         postback_dialect=postback_dialect,
-        postback_secret=new_postback_secret(),
+        postback_secret=postback_secret or new_postback_secret(),
         ip_allowlist=networks,
         limits=limits or Limits(),
     )
