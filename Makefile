@@ -17,9 +17,18 @@ export SAM_CLI_TELEMETRY ?= 0
 
 .PHONY: local local-reset test lint typecheck cfn build unit bench clean fuzz chaos
 
-$(STAMP): pyproject.toml
+# `make local` installs only what the runtime needs (pip shows its progress);
+# `make test` adds the test and lint tools on top.
+LOCAL_STAMP := $(VENV)/.installed-local
+$(LOCAL_STAMP): pyproject.toml
+	@echo "mmsapi: installing the local runtime's packages into $(VENV) (first start only)"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install --progress-bar on -e '.[local]'
+	touch $@
+
+$(STAMP): $(LOCAL_STAMP)
+	@echo "mmsapi: installing the test and lint tools into $(VENV)"
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
 
@@ -28,11 +37,11 @@ $(SAM_STAMP):
 	$(SAM_VENV)/bin/pip install -q aws-sam-cli
 	touch $@
 
-local: $(STAMP)
+local: $(LOCAL_STAMP)
 	$(PY) -m local.runtime
 
 # Forget what `make local` kept (tables, buckets) in .local-data/state/.
-local-reset: $(STAMP)
+local-reset: $(LOCAL_STAMP)
 	$(PY) -m local.runtime --reset
 
 lint: $(STAMP)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from mmsapi.budget import Budget
 from mmsapi.observability import logger, metrics, tracer
 from mmsapi.services.api import handle
 from mmsapi.services.context import context
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 XML_HEADERS = {"Content-Type": "application/xml; charset=utf-8", "Cache-Control": "no-store"}
 

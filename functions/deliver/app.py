@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
@@ -19,15 +19,15 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mmsapi.observability import logger, message_context, metrics, tracer
 from mmsapi.services.adapt import reencode_within
 from mmsapi.services.context import context
-from mmsapi.services.ddm import after_discovery, discover
 from mmsapi.services.deliver import deliver, give_up, retry_delay
-from mmsapi.services.sweep import WORKFLOW, settle_send
 from mmsapi.settings import get_settings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 # A failed record is reported, not raised, even when it is the whole batch (BatchSize 1).
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
@@ -62,6 +62,10 @@ def _step(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run_step(event: dict[str, Any], send_id: int) -> dict[str, Any]:
+    # Only sends to unknown handsets take these steps: their modules load on first use.
+    from mmsapi.services.ddm import after_discovery, discover
+    from mmsapi.services.sweep import WORKFLOW, settle_send
+
     if event["step"] == "discover":
         outcome = discover(context(), send_id, str(event["task_token"]))
     elif event["step"] == "settle":

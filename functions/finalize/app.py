@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from mmsapi.observability import encoding_ids, logger, message_context, metrics, tracer
 from mmsapi.services.context import context
 from mmsapi.services.encode import finalize
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 @logger.inject_lambda_context

@@ -1,4 +1,5 @@
-"""OutboxFunction: the outbox table's stream -> the event bus (services/outbox.relay).
+"""OutboxFunction: the outbox table's stream -> the event bus and the send queue
+(services/outbox.relay).
 
 A batch whose publish fails reports its first unpublished record in batchItemFailures:
 Lambda retries from there (bisecting, up to MaximumRetryAttempts), then sends the
@@ -22,5 +23,5 @@ from mmsapi.services.outbox import relay
 def handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
     ctx = context()
     with message_context(action="relay"):
-        failed = relay(event.get("Records", []), ctx.outbox, ctx.events)
+        failed = relay(event.get("Records", []), ctx.outbox, ctx.events, ctx.send_queue)
     return {"batchItemFailures": [{"itemIdentifier": failed}] if failed else []}

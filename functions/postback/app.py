@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.batch import (
     AsyncBatchProcessor,
@@ -21,12 +21,14 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mmsapi.observability import logger, message_context, metrics, postback_ids, tracer
 from mmsapi.services.postback import count_postback, handle_event
 from mmsapi.store.accounts import AccountStore
 from mmsapi.store.postback_attempts import PostbackAttemptsStore
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 processor = AsyncBatchProcessor(event_type=EventType.SQS)
 accounts = AccountStore()  # no cache: each event reads its account as it is now

@@ -7,15 +7,16 @@ import base64
 import binascii
 import hmac
 import json
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from mmsapi.carrier.mm7 import MM7Error
 from mmsapi.observability import logger, message_context, metrics, tracer
 from mmsapi.services.context import context
-from mmsapi.services.report import mm7_report, sms_event, sms_report
+from mmsapi.services.report import mm7_request, sms_event, sms_report
 from mmsapi.settings import get_settings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
 def _answer(status: int, body: str | bytes, content_type: str = "text/plain") -> dict[str, Any]:
@@ -61,11 +62,14 @@ def _handle(event: dict[str, Any]) -> dict[str, Any]:
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     if params.get("channel") == "mm7":
         try:
-            answer = mm7_report(context(), body, headers.get("content-type", "text/xml"))
+            # Where the MMSC reached us: MO file links (services/inbound.py) point there.
+            host = headers.get("host") or event.get("requestContext", {}).get("domainName", "")
+            base_url = f"{headers.get('x-forwarded-proto', 'https')}://{host}"
+            status, answer = mm7_request(context(), body, headers, base_url)
         except MM7Error as exc:
             logger.warning("not a delivery report", extra={"reason": str(exc)})
             return _answer(400, "not an MM7 DeliveryReportReq")
-        return _answer(200, answer, "text/xml; charset=utf-8")
+        return _answer(status, answer, "text/xml; charset=utf-8")
     try:
         report = json.loads(body)
         known = sms_report(context(), str(report["message_id"]), report["status"] == "delivered")

@@ -10,21 +10,25 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime
-from typing import Any
-
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from mmsapi.observability import logger, message_context, metrics, tracer
 from mmsapi.services.context import context
 from mmsapi.services.sweep import QUEUE, settle_send, sweep
 
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch import BatchProcessor
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+
+@cache
+def _processor() -> BatchProcessor:
+    # Dead letters are rare: the schedule's invocations never load the batch utility.
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+
+    return BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
 
 def _dead_letter(record: SQSRecord) -> None:
@@ -56,11 +60,13 @@ def _scheduled_at(event: dict[str, Any]) -> int:
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, Any]:
     if "Records" in event:
+        from aws_lambda_powertools.utilities.batch import process_partial_response
+
         answer: dict[str, Any] = dict(
             process_partial_response(
                 event=event,
                 record_handler=_dead_letter,
-                processor=processor,
+                processor=_processor(),
                 context=lambda_context,
             )
         )

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from mmsapi.observability import logger, message_context, metrics, tracer
 from mmsapi.services.context import context
 from mmsapi.services.view import render_view
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 HEADERS = {
     "Content-Type": "text/html; charset=utf-8",
@@ -30,4 +31,5 @@ def handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
     token = str((event.get("pathParameters") or {}).get("token") or "")
     with message_context(action="view"):
         page = render_view(context(), token)
-    return {"statusCode": page.status, "headers": HEADERS, "body": page.html}
+    headers = {**HEADERS, "Location": page.location} if page.location else HEADERS
+    return {"statusCode": page.status, "headers": headers, "body": page.html}

@@ -318,6 +318,30 @@ def test_the_calls_aws_refused_are_granted() -> None:
         json.dumps({"Fn::GetAtt": ["AccountsTable", "Arn"]}): {"dynamodb:GetItem"},
         json.dumps({"Fn::GetAtt": ["PostbackAttemptsTable", "Arn"]}): {"dynamodb:UpdateItem"},
     }
+    # The outbox relay reads and deletes outbox items, publishes postbacks and queues
+    # accepted sends (SendMessageBatch is sqs:SendMessage), and nothing else
+    relay = {
+        json.dumps(s["Resource"]): set(_listed(s["Action"]))
+        for s in _statements(deployed, "OutboxFunctionRole")
+        if s.get("Sid")
+    }
+    assert relay == {
+        json.dumps({"Fn::GetAtt": ["OutboxTable", "Arn"]}): {
+            "dynamodb:GetItem",
+            "dynamodb:DeleteItem",
+        },
+        json.dumps({"Fn::GetAtt": ["EventBus", "Arn"]}): {"events:PutEvents"},
+        queue: {"sqs:SendMessage"},
+        json.dumps({"Fn::GetAtt": ["OutboxDLQ", "Arn"]}): {"sqs:SendMessage"},
+    }
+    # A send checks its (possibly cached) template in its own transaction
+    templates = json.dumps({"Fn::GetAtt": ["TemplatesTable", "Arn"]})
+    api = {
+        json.dumps(s["Resource"]): set(_listed(s["Action"]))
+        for s in _statements(deployed, "ApiFunctionRole")
+        if s.get("Sid") == "Templates"
+    }
+    assert "dynamodb:ConditionCheckItem" in api[templates]
 
 
 def test_the_kms_grants_come_with_the_kms_key_only() -> None:

@@ -1,9 +1,11 @@
-"""Account changes count from the next request of every warm function, and admin input
-is validated before it is stored.
+"""Account changes count within 1 second in every warm function, and admin input is
+validated before it is stored.
 
 The admin CLI runs in another process than the functions: here it writes through its
 own AccountStore, while the API requests go through one warm Context that served a
-request before the change (the same process objects a warm Lambda keeps).
+request before the change (the same process objects a warm Lambda keeps). That context
+trusts what it read for a key for 0.5 s (store/accounts.KEY_CACHE_SECONDS): each
+change is followed by account_change_counted, then the next request must see it.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from mmsapi.services.postback import handle_event, sign
 from mmsapi.settings import get_settings
 from mmsapi.store.accounts import AccountStore
 from tests.conftest import Client
-from tests.integration.helpers import answer
+from tests.integration.helpers import account_change_counted, answer
 
 LIST = "<request><action>getMMSTemplates</action><api-key>{key}</api-key></request>"
 
@@ -35,6 +37,7 @@ def cli(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def run_admin(*argv: str) -> None:
     admin.main(["--stack-name", "test", *argv])
+    account_change_counted()
 
 
 def listed(client: Client, key: str | None = None) -> dict[str, str]:
@@ -177,6 +180,7 @@ def test_an_invalid_stored_allow_list_entry_matches_nothing(
     assert account is not None
     account.ip_allowlist = ["not/a/cidr", "203.0.113.0/24"]
     store.put(account)
+    account_change_counted()
     # When a request comes from an allowed address, Then the valid entry lets it in
     assert listed(client)["status"] == "Success"
     # And from another address, it is refused as not allowed (E112, not E503)
@@ -185,6 +189,7 @@ def test_an_invalid_stored_allow_list_entry_matches_nothing(
     # And with only the invalid entry left, every address is refused (fails closed)
     account.ip_allowlist = ["not/a/cidr"]
     store.put(account)
+    account_change_counted()
     client.source_ip = "203.0.113.10"
     assert listed(client)["error-code"] == "E112"
     assert listed(client)["error-code"] == "E112"

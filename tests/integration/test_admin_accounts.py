@@ -2,7 +2,8 @@
 
 The admin CLI runs as another process would: its own AccountStore, while requests go
 through one warm API Context (and a warm postback store) that served a request before
-the change. No test waits between the change and the request that must see it.
+the change. A change counts within 1 second: each command that changes an account is
+followed by account_change_counted (the warm function's copy of an account lives 0.5 s).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from mmsapi.store.sends import MAX_STEPS
 from mmsapi.tracking import parse_tracking_id, tracking_id
 from tests.conftest import Client
 from tests.integration.conftest import REFUSED, Carrier
-from tests.integration.helpers import answer, postback_events
+from tests.integration.helpers import account_change_counted, answer, postback_events
 
 US = "14044790000"
 LIST = "<request><action>getMMSTemplates</action><api-key>{key}</api-key></request>"
@@ -47,9 +48,14 @@ def cli(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(target, "connect", lambda *_: target.Target("test", get_settings()))
 
 
+READ_ONLY = frozenset({"show", "list", "trace"})
+
+
 def run_admin(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     capsys.readouterr()
     admin.main(list(argv))
+    if argv[0] not in READ_ONLY:
+        account_change_counted()
     return capsys.readouterr().out
 
 

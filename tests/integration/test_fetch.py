@@ -9,6 +9,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -373,7 +374,7 @@ def test_dripping_server_fails_at_the_overall_deadline(
     server = raw_server(
         head("Content-Type: image/png", "Content-Length: 200"), b"x" * 200, drip=0.05
     )
-    deadline_settings = settings.model_copy(update={"fetch_total_timeout": 1.0})
+    deadline_settings = replace(settings, fetch_total_timeout=1.0)
     # When it is fetched with a 1 s overall deadline
     started = time.monotonic()
     error = fetch_error(server.url(), deadline_settings)
@@ -466,7 +467,7 @@ def test_redirect_to_a_refused_target_fails(
 def test_loopback_refused_without_the_flag(httpserver: Any, settings: Settings) -> None:
     # Given the deployed setting (no loopback)
     httpserver.expect_request("/a.png").respond_with_data(PNG, content_type="image/png")
-    strict = settings.model_copy(update={"allow_loopback_media": False})
+    strict = replace(settings, allow_loopback_media=False)
     # When a loopback URL is fetched, Then it is refused and the server is never contacted
     error = fetch_error(httpserver.url_for("/a.png"), strict)
     assert " is loopback (localhost resolves to it)" in reason(error)

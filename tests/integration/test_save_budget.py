@@ -165,7 +165,7 @@ def test_budget_running_out_while_fitting_an_image_removes_what_was_stored(
         time.sleep(2)
         return real_adapt(data, **kwargs)
 
-    monkeypatch.setattr("mmsapi.services.save.adapt_image", slow_adapt)
+    monkeypatch.setattr(images, "adapt_image", slow_adapt)
     xml = save_xml(f"<slide><image><url>{url}</url></image></slide>")
     # When it is saved
     started = time.monotonic()

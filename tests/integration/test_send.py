@@ -15,7 +15,7 @@ from mmsapi.services.encode import encoding_input, finalize
 from mmsapi.store import aws
 from mmsapi.tracking import parse_tracking_id
 from tests.conftest import Client
-from tests.integration.helpers import answer, postback_events
+from tests.integration.helpers import answer, postback_events, relay_outbox
 from tests.media import tone_wav
 
 US = "14044790000"
@@ -58,6 +58,7 @@ def send_xml(
 
 
 def queued(stack: Stack) -> list[int]:
+    relay_outbox(stack)  # accepted sends reach the queue through the outbox
     url = stack.physical["SendQueue"]
     got = aws.sqs().receive_message(QueueUrl=url, MaxNumberOfMessages=10)
     return [json.loads(m["Body"])["send_id"] for m in got.get("Messages", [])]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from local.stack import (
     load_template,
     provision,
 )
-from mmsapi.settings import Settings
+from mmsapi.settings import settings_from
 from mmsapi.store.events import SOURCE
 from mmsapi.store.templates import ACCOUNT_INDEX
 
@@ -121,7 +122,7 @@ def test_api_function_environment_names_the_created_resources(
     # When the settings object is built under that environment
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    settings = Settings()
+    settings = settings_from(os.environ)
     # Then it reads every one of them
     assert settings.accounts_table == local_stack.physical["AccountsTable"]
     assert settings.templates_table == local_stack.physical["TemplatesTable"]

@@ -133,7 +133,7 @@ SEND = {
     "timestamp": "2026-11-26T07:27:29+00:00",
 }
 # Per code: the fields its producer gives beyond SEND (none for the template codes).
-GIVEN: dict[str, dict[str, str]] = {
+GIVEN: dict[str, dict[str, Any]] = {
     "N003": {"mms-id": "35674"},
     "E002": {"mms-id": "35674", "audio-name": "http://x/1.mp3"},
     "E003": {"mms-id": "35674", "video-name": "http://x/1.mp4"},
@@ -157,6 +157,16 @@ GIVEN: dict[str, dict[str, str]] = {
     "N202": {**SEND, "status": "Message Sent/Delivered", "aggregator-id": "s-1"},
     "E202": {**SEND, "status": "Message Sent/Failed", "aggregator-id": "s-1"},
     "E999": {**SEND, "status": "Message Failed", "status-details": "gave up"},
+    "N401": {
+        "from": "14082257140",
+        "to": "28444",
+        "keyword": "yes",
+        "tracking-id": "MMS_MO_0123456789abcdef",
+        "operator-id": "31002",
+        "timestamp": "2026-11-26T07:27:34+00:00",
+        "message-subject": "",
+        "content": ["https://mms.example.com/v/mo.ZGVtbw.0123456789abcdef.1.s"],
+    },
 }
 
 

@@ -15,6 +15,7 @@ from typing import get_args
 import pytest
 from lxml import etree
 
+from mmsapi.carrier import mm7
 from mmsapi.carrier.message import MessagePart, OutgoingMessage, SlidePlan
 from mmsapi.carrier.mm7 import (
     NAMESPACES,
@@ -293,14 +294,14 @@ def test_submit_req_mime_structure() -> None:
     inner = subparts(content)
     assert inner[0]["Content-ID"] == "<mms.smil>"
     assert inner[0].get_content_type() == "application/smil"
-    # And every MM part is base64 with its Content-ID and file name
+    # And every MM part is binary (HTTP is 8-bit clean) with its Content-ID and file name
     assert [p["Content-ID"] for p in inner[1:]] == [
         "<slide1-image.jpg>",
         "<slide1-text.txt>",
         "<slide2-audio.amr>",
         "<card.vcf>",
     ]
-    assert {p["Content-Transfer-Encoding"] for p in inner} == {"base64"}
+    assert {p["Content-Transfer-Encoding"] for p in inner} == {"binary"}
     assert inner[1]["Content-Location"] == "photo%201.jpg"
 
 
@@ -657,3 +658,38 @@ def test_status_classes_and_table_consistency() -> None:
     assert StatusClass.of(999) is StatusClass.UNKNOWN
     for code, (action, _text) in STATUS_TABLE.items():
         assert (action is Action.OK) == (StatusClass.of(code) is StatusClass.SUCCESS)
+
+
+# Bytes a MIME parser could mistake for structure: every line end, NUL, a fake delimiter.
+NASTY = b"\r\n--=_mm_\r\n\x00\r\rline\n\n\r\nContent-Type: text/plain\r\n\r\n" + bytes(range(256))
+
+
+@pytest.mark.parametrize("encoding", ["binary", "base64"])
+def test_parts_of_any_bytes_round_trip_in_either_encoding(encoding: str) -> None:
+    # Given parts whose bytes hold line ends of every kind, NUL and look-alike delimiters
+    msg = message()
+    msg.parts[0].data = NASTY * 50
+    msg.parts[2].data = NASTY + b"\r\n"  # ends with a line end, as the delimiter starts
+    # When they travel in the chosen encoding and are parsed back as an MMSC would
+    body, content_type = build(message=msg, part_encoding=encoding)
+    got = parse_submit_req(body, content_type)
+    # Then every byte comes back, and the body is as long as the encoding makes it
+    assert got.parts == msg.parts
+    media = sum(len(p.data) for p in msg.parts)
+    assert (len(body) < media * 1.2) is (encoding == "binary")
+
+
+def test_a_part_holding_the_boundary_goes_base64() -> None:
+    # Given a part whose bytes contain the delimiter of the multipart it goes into
+    boundary = "=_mm_0123456789abcdef"
+    kind = "application/octet-stream"
+    data = b"before\r\n--" + boundary.encode() + b"\r\nafter"
+    # When it is written as a binary part
+    written = mm7._attachment(
+        "a.bin", "application/octet-stream", "a.bin", data, "binary", boundary
+    )
+    # Then it goes base64 instead, so the delimiter never appears in the body
+    assert b"Content-Transfer-Encoding: base64" in written
+    assert b"--" + boundary.encode() not in written
+    clean = mm7._attachment("a.bin", kind, "a.bin", b"x", "binary", boundary)
+    assert b"Content-Transfer-Encoding: binary" in clean

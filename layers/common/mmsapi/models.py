@@ -24,12 +24,19 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class Model(BaseModel):
+    """Each model builds its validator on first use, not at import: a cold start pays
+    only for the models its request uses."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
 class Dialect(StrEnum):
     CURRENT = "current"  # <request><api-key>… answered in lowercase-hyphen
     LEGACY = "legacy"  # <REQUEST><API_KEY>… answered in uppercase
 
 
-class Shortcode(BaseModel):
+class Shortcode(Model):
     code: str
     country: str = "US"  # ISO 3166 alpha-2 of the recipients this shortcode serves
     default: bool = False  # the default shortcode for its country
@@ -67,7 +74,7 @@ LIMIT_CEILINGS: Final[dict[str, int]] = {
 }
 
 
-class Limits(BaseModel):
+class Limits(Model):
     """Per-account limits. Defaults accept what phones and marketing tools produce
     today (multi-MB photos, short HD video): such media is adapted down, not refused."""
 
@@ -99,7 +106,7 @@ RATE_LIMIT_BOUNDS: Final[dict[str, tuple[float, float]]] = {
 }
 
 
-class RateLimits(BaseModel):
+class RateLimits(Model):
     """How often an account may call (services/limits.py): E113, E106, E120."""
 
     # Requests per second per action; an action not named has DEFAULT_THROUGHPUT.
@@ -113,7 +120,7 @@ class RateLimits(BaseModel):
         return self.throughput.get(action, DEFAULT_THROUGHPUT)
 
 
-class Account(BaseModel):
+class Account(Model):
     model_config = ConfigDict(extra="ignore")
 
     account_id: str
@@ -136,6 +143,8 @@ class Account(BaseModel):
     # Numbers that opted out (E114), E.164 without '+'.
     blocked_numbers: list[str] = Field(default_factory=list)
     rate_limits: RateLimits = Field(default_factory=RateLimits)
+    # Keywords an MO's first word is matched against, lower case (docs/inbound.md#keywords).
+    inbox_keywords: list[str] = Field(default_factory=list)
 
 
 class TemplateStatus(StrEnum):
@@ -145,7 +154,7 @@ class TemplateStatus(StrEnum):
     DELETING = "deleting"  # being removed: invisible
 
 
-class Rendition(BaseModel):
+class Rendition(Model):
     """One encoded form of a media file (e.g. MP4 and 3GP of one video)."""
 
     key: str
@@ -157,7 +166,7 @@ class Rendition(BaseModel):
     height: int | None = None
 
 
-class StoredMedia(BaseModel):
+class StoredMedia(Model):
     """One media file of a slide as kept in S3."""
 
     kind: MediaKind
@@ -177,7 +186,7 @@ class StoredMedia(BaseModel):
     renditions: list[Rendition] = Field(default_factory=list)
 
 
-class TemplateSlide(BaseModel):
+class TemplateSlide(Model):
     text: str | None = None
     duration: int = 10
     media: list[StoredMedia] = Field(default_factory=list)
@@ -186,7 +195,7 @@ class TemplateSlide(BaseModel):
         return next((m for m in self.media if m.kind == kind), None)
 
 
-class Template(BaseModel):
+class Template(Model):
     mms_id: int
     account_id: str
     name: str
@@ -209,14 +218,14 @@ class Template(BaseModel):
 # ---- parsed requests -------------------------------------------------------
 
 
-class MediaRef(BaseModel):
+class MediaRef(Model):
     """A media element of a slide as the client wrote it."""
 
     kind: MediaKind
     url: str
 
 
-class SlideSpec(BaseModel):
+class SlideSpec(Model):
     number: int  # 1-based position in the request
     text: str | None = None
     duration: str | None = None  # raw; validated by rules
@@ -224,7 +233,7 @@ class SlideSpec(BaseModel):
     template_ids: list[str] = Field(default_factory=list)
 
 
-class SaveRequest(BaseModel):
+class SaveRequest(Model):
     name: str | None = None
     subject: str | None = None
     fallback_sms_text: str | None = None
@@ -234,7 +243,7 @@ class SaveRequest(BaseModel):
     slides: list[SlideSpec] = Field(default_factory=list)
 
 
-class SendRequest(BaseModel):
+class SendRequest(Model):
     """sendSavedMMS / the sending half of sendMMS, as the client wrote it (raw strings)."""
 
     to: str | None = None
@@ -255,7 +264,7 @@ class SendRequest(BaseModel):
     client_reference: str | None = None
 
 
-class TemplateSummary(BaseModel):
+class TemplateSummary(Model):
     mms_id: int
     name: str
     subject: str
@@ -277,19 +286,19 @@ class SendStatus(StrEnum):
     FAILED = "failed"
 
 
-class CustomText(BaseModel):
+class CustomText(Model):
     slide: int
     value: str
 
 
-class DdmRequest(BaseModel):
+class DdmRequest(Model):
     text: str
     subject: str = "Device Discovery"
     timeout_minutes: int = 5
     force: bool = False
 
 
-class SendStep(BaseModel):
+class SendStep(Model):
     """One stored change of a send: when, what it became, and the postback it queued."""
 
     at: datetime
@@ -301,7 +310,7 @@ class SendStep(BaseModel):
     rendition: str = ""  # sent as MMS: the handset profile and parts it was adapted to
 
 
-class Send(BaseModel):
+class Send(Model):
     """One message to one recipient, from the API answer to its last delivery report."""
 
     send_id: int

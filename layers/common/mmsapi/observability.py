@@ -9,13 +9,18 @@ too. Leaving the scope restores what was there before, so no id leaks into the n
 record or invocation. A ContextVar holds them: concurrent records (asyncio tasks,
 threads started with their context) keep apart.
 
-The X-Ray SDK is imported only where tracing is active (on Lambda, unless
-POWERTOOLS_TRACE_DISABLED): elsewhere the Tracer gets a provider that records nothing.
+When tracing is active, each scope is also an X-Ray subsegment ("## <action>") that
+carries its own ids as annotations: every record of a batch gets its own.
+
+Tracing is active on Lambda unless POWERTOOLS_TRACE_DISABLED. The Tracer's provider is
+then mmsapi.xray (X-Ray's daemon protocol, no X-Ray SDK: about 100 ms less CPU at each
+cold start); elsewhere it records nothing and nothing is imported for it.
 """
 
 from __future__ import annotations
 
 import numbers
+import sys
 from collections.abc import Generator, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -28,6 +33,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
 
 from mmsapi.redact import RedactingFormatter
+from mmsapi.scope import bound
 from mmsapi.settings import get_settings
 from mmsapi.tracking import parse_tracking_id, tracking_id
 
@@ -41,6 +47,8 @@ _EMPTY: Final[Mapping[str, str]] = MappingProxyType({})
 # None: no scope is open, and tag() keeps nothing (a service called outside any handler,
 # by a test or a tool, must not leave ids behind for whatever runs next).
 _ids: ContextVar[Mapping[str, str] | None] = ContextVar("mmsapi_message_ids", default=None)
+# The scope's own subsegment when tracing (tag(action=...) names it after the action).
+_scope_segment: ContextVar[BaseSegment | None] = ContextVar("mmsapi_scope_segment", default=None)
 
 
 class _MessageFormatter(RedactingFormatter):
@@ -99,19 +107,29 @@ class _Untraced(BaseProvider):
         return None
 
 
-def _tracer() -> Tracer:
-    # Powertools' own rule (POWERTOOLS_TRACE_DISABLED, or not on Lambda, or SAM local),
-    # asked before its Tracer imports the X-Ray SDK for a provider it would not use.
-    if Tracer._is_tracer_disabled():
-        return Tracer(provider=_Untraced(), disabled=True, auto_patch=False)
-    # Only what the code uses: AWS calls, and urllib3's HTTP (MM7, SMS, media, postbacks).
-    # patch_all would import aiobotocore, sqlite3, ... at every cold start.
-    return Tracer(patch_modules=PATCHED)
+def configure_tracing(enabled: bool | None = None) -> None:
+    """Give the Tracer its provider: X-Ray's (mmsapi.xray) where tracing is active, else
+    one that records nothing. None: Powertools' own rule (on Lambda, not SAM local, unless
+    POWERTOOLS_TRACE_DISABLED). Run at import; tests call it to switch tracing on."""
+    active = not Tracer._is_tracer_disabled() if enabled is None else enabled
+    if not active:
+        if "mmsapi.xray" in sys.modules:  # switched off again: the hooks record nothing
+            sys.modules["mmsapi.xray"].stop_recording()
+        tracer.provider, tracer.disabled = _Untraced(), True
+        return
+    from mmsapi import xray  # only here: its hooks and socket are tracing's alone
+
+    provider = xray.XRayProvider(xray.Emitter(xray.daemon_address()))
+    tracer.provider, tracer.disabled = provider, False
+    tracer.patch(PATCHED)
 
 
 # Every line redacted as a whole: no API key, secret or view token reaches the logs.
 logger = Logger(logger_formatter=_MessageFormatter())
-tracer = _tracer()
+# Built with a provider and disabled=False so that Powertools never touches the X-Ray SDK
+# (its disabled path imports aws_xray_sdk to switch it off); configure_tracing decides.
+tracer = Tracer(provider=_Untraced(), disabled=False, auto_patch=False)
+configure_tracing()
 metrics = Metrics(namespace=get_settings().metrics_namespace)
 
 
@@ -128,18 +146,34 @@ def tag(**ids: object) -> None:
         return
     _ids.set(MappingProxyType({**current, **given}))
     if not tracer.disabled:
+        # The current subsegment: the scope's own, or one opened inside it.
         for key, value in given.items():
             tracer.put_annotation(key=key, value=value)
+        segment = _scope_segment.get()
+        rename = getattr(segment, "rename", None)
+        if "action" in given and callable(rename):
+            rename(_scope_name(given["action"]))
+
+
+def _scope_name(action: object) -> str:
+    return f"## {action or 'message'}"
 
 
 @contextmanager
 def message_context(**ids: object) -> Iterator[None]:
     """A scope that starts empty (a handler's invocation, one record of a batch) with
-    these ids; they, and any tagged inside, go when it ends."""
+    these ids; they, and any tagged inside, go when it ends. When tracing, the scope is
+    a subsegment of its own, annotated with its ids (not the batch's last record's)."""
     token = _ids.set(_EMPTY)
     try:
-        tag(**ids)
-        yield
+        if tracer.disabled:
+            tag(**ids)
+            yield
+            return
+        name = _scope_name(ids.get("action"))
+        with tracer.provider.in_subsegment(name=name) as segment, bound(_scope_segment, segment):
+            tag(**ids)
+            yield
     finally:
         _ids.reset(token)
 

@@ -5,26 +5,36 @@ them all in one process: it gives each invocation its function's own settings wi
 `scoped_settings(settings_from(that_function_environment))`, and get_settings() answers
 those while the scope lasts (a ContextVar: the invocation's thread, and any thread
 started with contextvars.copy_context()).
+
+A plain dataclass, not pydantic-settings: it is read on every cold start, and importing
+pydantic-settings cost more CPU than importing boto3 itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import os
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
-from typing import Any
-
-from pydantic import Field
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from typing import Any, Final
 
 from mmsapi.scope import bound
 
+# mmsapi uses no pydantic plugins. Unless told so, pydantic's first model scans the entry
+# points of every installed distribution for some (45 ms of CPU locally, on the first
+# request). Imported by mmsapi/__init__.py, so before any model; a deployment that wants
+# a plugin sets the variable itself.
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
-class Settings(BaseSettings):
-    """Deployment-wide settings. Names are the environment variables with prefix MMS_."""
+VARIABLE: Final = "variable"  # a field's metadata key: its variable, when not MMS_<NAME>
 
-    model_config = SettingsConfigDict(env_prefix="MMS_", extra="ignore")
+
+@dataclass(frozen=True)
+class Settings:
+    """Deployment-wide settings. Each field is read from the environment variable MMS_<NAME>
+    (any case), converted by its annotated type; Settings() alone is the defaults."""
 
     # Resources (set by template.yaml on Lambda, by the local runtime locally).
     accounts_table: str = "mmsapi-accounts"
@@ -53,7 +63,9 @@ class Settings(BaseSettings):
     send_queue_url: str = ""
 
     # Powertools' own variable; a default keeps metrics valid where it is unset.
-    metrics_namespace: str = Field("MMSApi", validation_alias="POWERTOOLS_METRICS_NAMESPACE")
+    metrics_namespace: str = field(
+        default="MMSApi", metadata={VARIABLE: "POWERTOOLS_METRICS_NAMESPACE"}
+    )
 
     # Front door.
     max_request_bytes: int = 1_048_576
@@ -91,6 +103,8 @@ class Settings(BaseSettings):
     mm7_username: str = ""
     mm7_password: str = ""
     mm7_version: str = "6.8.0"
+    # How message parts travel in a SubmitReq: binary (HTTP is 8-bit clean), or base64.
+    mm7_part_encoding: str = "binary"
     mm7_vasp_id: str = "mmsapi"
     mm7_vas_id: str = "mmsapi"
     mm7_timeout: float = 20.0
@@ -124,31 +138,64 @@ class Settings(BaseSettings):
     local_data_dir: str = ".local-data"
 
 
-class _GivenOnly(Settings):
-    """Settings from the keyword arguments only, never from os.environ."""
+class SettingsError(ValueError):
+    """An environment variable whose value its setting's type does not accept."""
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings,)
+
+# The words pydantic accepted for a bool (any case), so that deployed values keep working.
+_TRUE: Final = frozenset({"1", "on", "t", "true", "y", "yes"})
+_FALSE: Final = frozenset({"0", "off", "f", "false", "n", "no"})
+
+
+def _bool(text: str) -> bool:
+    word = text.lower()
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
+    raise ValueError(f"not one of {sorted(_TRUE | _FALSE)}")
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        number = float(text)  # "30.0", as pydantic accepted; "1.5" is refused below
+        if not number.is_integer():
+            raise ValueError("not a whole number") from None
+        return int(number)
+
+
+# Annotation (a string under `from __future__ import annotations`) -> its conversion.
+_CONVERT: Final[Mapping[str, Callable[[str], Any]]] = {
+    "str": str,
+    "int": _int,
+    "float": float,
+    "bool": _bool,
+}
+
+
+def variable_of(name: str) -> str:
+    """The environment variable that sets the field `name`."""
+    spec = Settings.__dataclass_fields__[name]
+    return str(spec.metadata.get(VARIABLE, f"MMS_{name.upper()}"))
 
 
 def settings_from(environment: Mapping[str, str]) -> Settings:
-    """The settings that `environment` (one function's variables) alone gives."""
+    """The settings that `environment` (one function's variables) alone gives.
+
+    Variable names match in any case; unknown ones are ignored; a value its field's type
+    refuses raises SettingsError naming the variable."""
     given = {name.upper(): value for name, value in environment.items()}
     values: dict[str, Any] = {}
-    for name, spec in Settings.model_fields.items():
-        alias = spec.validation_alias
-        variable = alias if isinstance(alias, str) else f"MMS_{name}"
-        if variable.upper() in given:
-            values[variable if isinstance(alias, str) else name] = given[variable.upper()]
-    return _GivenOnly(**values)
+    for spec in fields(Settings):
+        variable = variable_of(spec.name)
+        if variable.upper() not in given:
+            continue
+        text = given[variable.upper()]
+        try:
+            values[spec.name] = _CONVERT[str(spec.type)](text)
+        except ValueError as exc:
+            raise SettingsError(f"{variable}={text!r} is not a valid {spec.type}: {exc}") from None
+    return Settings(**values)
 
 
 _scoped: ContextVar[Settings | None] = ContextVar("mmsapi_scoped_settings", default=None)
@@ -163,7 +210,7 @@ def scoped_settings(settings: Settings) -> Iterator[Settings]:
 
 @lru_cache(maxsize=1)
 def _from_environ() -> Settings:
-    return Settings()
+    return settings_from(os.environ)
 
 
 class _SettingsReader:
@@ -178,3 +225,9 @@ class _SettingsReader:
 
 
 get_settings = _SettingsReader()
+
+
+def runtime_variable(name: str) -> str | None:
+    """A variable the Lambda runtime sets, or changes at every invocation (the X-Ray
+    trace header): read at each call, never one of the read-once settings above."""
+    return os.environ.get(name)

@@ -45,7 +45,8 @@ T = TypeVar("T")
 # Blocked numbers live in the account item, which every request reads (consistently,
 # 4 KB per read unit): a thousand numbers is about 20 KB, far below DynamoDB's 400 KB.
 MAX_BLOCKED_NUMBERS: Final = 1000
-MAX_LIST_ITEMS: Final = 100  # service-ids, operator-ids, allow-list entries
+MAX_LIST_ITEMS: Final = 100  # service-ids, operator-ids, allow-list entries, keywords
+MAX_KEYWORD_CHARS: Final = 40
 # The least minimum interval but 0 (off): the limiter counts whole milliseconds.
 MIN_INTERVAL_FLOOR: Final = 0.001
 
@@ -136,6 +137,17 @@ def _shortcode_code(raw: str) -> str:
     if not ascii_digits(code):
         raise InvalidInputError(f"shortcode {raw[:40]!r}: ASCII digits expected")
     return code
+
+
+def _keywords(raw: str) -> list[str]:
+    """Inbox keywords: single words, matched without regard to case (kept lower case)."""
+    words = [word.lower() for word in _comma_list(raw)]
+    for word in words:
+        if len(word) > MAX_KEYWORD_CHARS or not word.isprintable() or word.split() != [word]:
+            raise InvalidInputError(
+                f"keyword {word[:40]!r}: one word of 1 to {MAX_KEYWORD_CHARS} characters"
+            )
+    return list(dict.fromkeys(words))
 
 
 def _limit(name: str) -> Callable[[str], int]:
@@ -419,6 +431,13 @@ SETTINGS: Final[tuple[Setting[Any], ...]] = (
         _block,
         "NUMBER",
         repeat=True,
+    ),
+    Setting(
+        "--inbox-keywords",
+        "keywords an MO's first word is matched against, comma list ('' for none; docs/inbound.md)",
+        _keywords,
+        _set("inbox_keywords"),
+        "LIST",
     ),
     *_limit_rows(),
     Setting(

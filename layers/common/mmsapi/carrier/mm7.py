@@ -11,10 +11,14 @@ examples of an MMSC operator (sinch/docs, docs/mms/mm7-service/):
   itself: multipart/related with start=the SMIL part, then every message part.
 - Numbers are international without '+' (the MMSC routes on the country code).
 
-Every message part travels base64: an 8-bit-unclean hop or a proxy that
-rewrites line ends cannot corrupt it, base64 never contains the boundaries we
-choose ("=_" cannot occur inside it), and the size estimate that adaptation
-targets (size × 1.37, message.air_bytes) already counts the base64 cost.
+Message parts travel binary by default: MM7 runs over HTTP, which is 8-bit
+clean, and base64 would add 37% to every byte sent to the carrier (the largest
+item of a message's AWS cost: data transfer out, benchmarks/cost.py). A part in
+which the boundary occurs goes base64 (never, short of a SHA-256 collision: the
+boundary is derived from the content). `part_encoding="base64"` (the template's
+Mm7PartEncoding) sends every part base64, for an MMSC or a hop that needs it.
+The size estimate that adaptation targets (size × 1.37, message.air_bytes) counts
+base64 either way: it is the handset's limit on the air, not this body's size.
 
 Parsing is lenient about where namespaces are declared (operators differ) but
 strict about safety: no DTD, no entities, no network (mmsapi/xml/safe.py).
@@ -329,14 +333,20 @@ def _base64(data: bytes) -> bytes:
     return b"\r\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
 
 
-def _attachment(cid: str, content_type: str, filename: str, data: bytes) -> bytes:
+PartEncoding = Literal["binary", "base64"]
+
+
+def _attachment(
+    cid: str, content_type: str, filename: str, data: bytes, encoding: PartEncoding, boundary: str
+) -> bytes:
+    binary = encoding == "binary" and b"--" + boundary.encode("ascii") not in data
     headers = [
         ("Content-Type", _header_value(content_type, "content type")),
         ("Content-ID", f"<{_header_value(cid, 'content id')}>"),
         ("Content-Location", quote(filename, safe="._-~+()")),
-        ("Content-Transfer-Encoding", "base64"),
+        ("Content-Transfer-Encoding", "binary" if binary else "base64"),
     ]
-    return _mime_part(headers, _base64(data))
+    return _mime_part(headers, data if binary else _base64(data))
 
 
 def _boundaries(seed: bytes) -> tuple[str, str]:
@@ -366,6 +376,7 @@ def build_submit_req(
     version: Version = "6.8.0",
     delivery_report: bool = True,
     linked_id: str | None = None,
+    part_encoding: PartEncoding = "binary",
 ) -> tuple[bytes, str]:
     """The HTTP body of an MM7 SubmitReq and its Content-Type header value.
 
@@ -391,9 +402,11 @@ def build_submit_req(
     for part in message.parts:
         seed.update(part.data)
     outer, inner = _boundaries(seed.digest())
-    mm_parts = [_attachment(SMIL_CID, "application/smil; charset=utf-8", "mms.smil", smil.encode())]
+    smil_type = "application/smil; charset=utf-8"
+    mm_parts = [_attachment(SMIL_CID, smil_type, "mms.smil", smil.encode(), part_encoding, inner)]
     mm_parts += [
-        _attachment(p.content_id, p.content_type, p.filename, p.data) for p in message.parts
+        _attachment(p.content_id, p.content_type, p.filename, p.data, part_encoding, inner)
+        for p in message.parts
     ]
     content_type = (
         f'multipart/related; type="application/smil"; start="<{SMIL_CID}>"; boundary="{inner}"'

@@ -38,7 +38,6 @@ from mmsapi.budget import Budget
 from mmsapi.carrier.message import HandsetProfile, MessagePart, OutgoingMessage, SlidePlan
 from mmsapi.carrier.profiles import BINARY_OBJECTS
 from mmsapi.media.ffmpeg import FfmpegNotFoundError, TranscodeError
-from mmsapi.media.images import CorruptImage, adapt_image
 from mmsapi.media.transcode import (
     ENCODE_SECONDS,
     MAX_SECONDS,
@@ -450,6 +449,9 @@ class _Plan:
         return sorted(parts, key=lambda p: p.slide)
 
     def _image(self, slide: int, media: StoredMedia, budget: int) -> AdaptedPart | None:
+        # Pillow loads with the first image to fit: text-only sends and reports never do.
+        from mmsapi.media.images import CorruptImage, adapt_image
+
         source = self.load(media.rendition_key or media.original_key)
         STATS.image_encodes += 1
         try:

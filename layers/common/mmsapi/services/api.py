@@ -1,4 +1,9 @@
-"""The API front door: one XML request in, one XML answer out, never an exception."""
+"""The API front door: one XML request in, one XML answer out, never an exception.
+
+Each action's modules are imported on its first request, not when the function starts:
+a cold start that answers a saveMMS never loads the send path (phonenumbers) or the
+listing, and a text-only one never loads image adaptation.
+"""
 
 from __future__ import annotations
 
@@ -13,33 +18,39 @@ from mmsapi.services.auth import authenticate
 from mmsapi.services.context import Context
 from mmsapi.services.idempotency import run_once
 from mmsapi.services.limits import check_limits
-from mmsapi.services.manage import delete_mms, list_templates, parse_mms_id
-from mmsapi.services.save import save_mms
-from mmsapi.services.send import STATUS_DETAILS, send_new, send_saved
 from mmsapi.settings import get_settings
 from mmsapi.tracking import parse_tracking_id, tracking_id
 from mmsapi.xml import render
 from mmsapi.xml.parse import Document, extract_document, parse_document, sniff_dialect
 from mmsapi.xml.render import Field
-from mmsapi.xml.requests import read_save, read_send
 
 DATE_FORMAT: Final = "%Y-%m-%d %H:%M:%S"
 
 Action = Callable[[Context, Account, Document], list[Field]]
 
 
+# Each action below imports its service on its first request (see the module's note).
+
+
 def _save(ctx: Context, account: Account, doc: Document) -> list[Field]:
+    from mmsapi.services.save import save_mms
+    from mmsapi.xml.requests import read_save
+
     template = save_mms(ctx, account, read_save(doc.root))
     return [("mms-id", str(template.mms_id))]
 
 
 def _delete(ctx: Context, account: Account, doc: Document) -> list[Field]:
+    from mmsapi.services.manage import delete_mms, parse_mms_id
+
     mms_id = parse_mms_id(doc.root.value("mms-id"))
     delete_mms(ctx, account, mms_id)
     return [("mms-id", str(mms_id))]
 
 
 def _list(ctx: Context, account: Account, doc: Document) -> list[Field]:
+    from mmsapi.services.manage import list_templates
+
     root = doc.root
     page = list_templates(
         ctx,
@@ -79,6 +90,8 @@ SEND_ANSWERS: Final = {
 
 
 def _send_fields(send: Send, action: str) -> list[Field]:
+    from mmsapi.services.send import STATUS_DETAILS
+
     values = {
         "mms-id": str(send.mms_id),
         "tracking-id": tracking_id(send.send_id),
@@ -90,12 +103,18 @@ def _send_fields(send: Send, action: str) -> list[Field]:
 
 
 def _send_saved(ctx: Context, account: Account, doc: Document) -> list[Field]:
+    from mmsapi.services.send import send_saved
+    from mmsapi.xml.requests import read_send
+
     legacy = doc.dialect is Dialect.LEGACY
     send = send_saved(ctx, account, read_send(doc.root, doc.dialect), legacy=legacy)
     return _send_fields(send, "sendSavedMMS")
 
 
 def _send_new(ctx: Context, account: Account, doc: Document) -> list[Field]:
+    from mmsapi.services.send import send_new
+    from mmsapi.xml.requests import read_save, read_send
+
     legacy = doc.dialect is Dialect.LEGACY
     request = read_send(doc.root, doc.dialect)
     send = send_new(ctx, account, read_save(doc.root), request, legacy=legacy)

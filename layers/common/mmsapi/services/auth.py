@@ -1,7 +1,8 @@
 """Who is calling: API key, account state, source address, allowed actions.
 
-The account is read as stored now on every request (no cache): a disabled account,
-a rotated key or a changed allow-list counts from the next request on.
+The account is as stored at most 0.5 s ago (store/accounts.KEY_CACHE_SECONDS): a
+disabled account, a rotated or revoked key or a changed allow-list counts within 1
+second in every warm function, and a burst of requests reads the account once.
 """
 
 from __future__ import annotations

@@ -228,6 +228,7 @@ def submit_mm7(send: Send, message: OutgoingMessage, transaction_id: str) -> mm7
         service_code=send.service_id,
         transaction_id=transaction_id,
         version="5.3.0" if settings.mm7_version == "5.3.0" else "6.8.0",
+        part_encoding="base64" if settings.mm7_part_encoding == "base64" else "binary",
     )
     return submit(
         settings.mm7_url,

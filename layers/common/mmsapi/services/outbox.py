@@ -1,13 +1,17 @@
-"""The outbox relay (OutboxFunction): the outbox table's stream -> the event bus.
+"""The outbox relay (OutboxFunction): the outbox table's stream -> the event bus and
+the send queue.
 
 Every postback is written to the outbox in the transaction of its state change
-(store/outbox.py). Here each new outbox item is published with PutEvents, then deleted.
-At least once, with the same id: a record whose publish failed (the whole call, or its
-entry: FailedEntryCount) stays in the outbox and is reported as the batch's first
-failure, so Lambda retries from it; a record the relay already published (a retry of
-its batch) is no longer in the outbox and is skipped. The postback id travels in the
-event's detail, so PostbackFunction sends the same X-MMS-Postback-Id whatever the
-EventBridge event id of each publish.
+(store/outbox.py), and so is every accepted send's "queue send N" item. Here each new
+outbox item is published (postbacks: PutEvents; sends: SendMessageBatch to the send
+queue), then deleted. At least once, with the same id: a record whose publish failed
+(the whole call, or its entry) stays in the outbox and the earliest such record is
+reported in batchItemFailures, so Lambda retries from it; a record the relay already
+published (a retry of its batch, a record delivered twice) is no longer in the outbox
+and is skipped. The postback id travels in the event's detail, so PostbackFunction
+sends the same X-MMS-Postback-Id whatever the EventBridge event id of each publish.
+A send queued twice all the same (a relay that died between its publish and its
+delete) is delivered once: the deliver function claims only a queued send.
 """
 
 from __future__ import annotations
@@ -19,60 +23,109 @@ from typing import Any
 from mmsapi.errors import DomainError
 from mmsapi.observability import count, logger, message_context, postback_ids
 from mmsapi.store.events import MAX_ENTRIES, EventPublisher
-from mmsapi.store.outbox import OutboxStore, Postback, postback_of
+from mmsapi.store.outbox import OutboxStore, Postback, QueuedSend, entry_of
+from mmsapi.store.send_queue import SQS_BATCH, SendQueue
+from mmsapi.tracking import tracking_id
 
 
 @dataclass(frozen=True)
 class _Pending:
+    position: int  # in the batch: the earliest failure is retried from
     sequence_number: str
-    postback: Postback
+    entry: Postback | QueuedSend
 
 
 def _pending(records: Iterable[Mapping[str, Any]]) -> list[_Pending]:
     """The new outbox items of a batch of stream records (REMOVE records are the relay's
     own deletes, or TTL expiries: nothing to publish)."""
     found = []
-    for record in records:
+    for position, record in enumerate(records):
         stream = record.get("dynamodb") or {}
         image = stream.get("NewImage")
         if record.get("eventName") not in ("INSERT", "MODIFY") or not image:
             continue
         try:
-            postback = postback_of(image)
+            entry = entry_of(image)
         except (KeyError, TypeError, ValueError):
             # Not an item store/outbox.py wrote: retrying cannot help, and it would hold
             # back every postback behind it. It stays in the table for an operator.
             logger.error("outbox item unreadable: skipped", extra={"keys": stream.get("Keys")})
             continue
-        found.append(_Pending(str(stream.get("SequenceNumber", "")), postback))
+        found.append(_Pending(position, str(stream.get("SequenceNumber", "")), entry))
     return found
 
 
 def relay(
-    records: Sequence[Mapping[str, Any]], outbox: OutboxStore, events: EventPublisher
+    records: Sequence[Mapping[str, Any]],
+    outbox: OutboxStore,
+    events: EventPublisher,
+    queue: SendQueue,
 ) -> str | None:
-    """Publish the postbacks of a batch of stream records, in order.
+    """Publish the postbacks and queue the sends of a batch of stream records.
 
-    Returns None when all are published, else the sequence number of the first record
-    that is not (Lambda retries the batch from it: batchItemFailures).
+    Returns None when all are done, else the sequence number of the earliest record
+    that is not (Lambda retries the batch from it: batchItemFailures; those after it
+    that were done are skipped then, being out of the outbox).
     """
     pending = _pending(records)
-    for start in range(0, len(pending), MAX_ENTRIES):
-        chunk = [p for p in pending[start : start + MAX_ENTRIES] if outbox.pending(p.postback.id)]
+    sends = [(p, p.entry) for p in pending if isinstance(p.entry, QueuedSend)]
+    postbacks = [(p, p.entry) for p in pending if isinstance(p.entry, Postback)]
+    failed = _queue_sends(sends, outbox, queue) + _publish_postbacks(postbacks, outbox, events)
+    if not failed:
+        return None
+    return min(failed, key=lambda p: p.position).sequence_number
+
+
+def _queue_sends(
+    pending: list[tuple[_Pending, QueuedSend]], outbox: OutboxStore, queue: SendQueue
+) -> list[_Pending]:
+    """Queue the sends (SendMessageBatch, 10 a call) until a call fails; the entries
+    not queued."""
+    for start in range(0, len(pending), SQS_BATCH):
+        chunk = [p for p in pending[start : start + SQS_BATCH] if outbox.pending(p[1].id)]
         try:
-            failed = set(events.publish([p.postback for p in chunk]))
+            failed = set(queue.enqueue_many([send.send_id for _, send in chunk]))
+        except DomainError as exc:
+            logger.warning("queueing sends failed", extra={"reason": str(exc)})
+            return [p for p, _ in pending[start:]]
+        for _, send in chunk:
+            if send.send_id not in failed:
+                outbox.done(send.id)
+                ids = {
+                    **send.ids,
+                    "send_id": send.send_id,
+                    "tracking_id": tracking_id(send.send_id),
+                }
+                with message_context(action="relay", **ids):
+                    logger.info("send queued")
+        if failed:
+            logger.warning("sends not queued", extra={"send_ids": sorted(failed)})
+            not_done = [p for p, send in chunk if send.send_id in failed]
+            return not_done + [p for p, _ in pending[start + SQS_BATCH :]]
+    return []
+
+
+def _publish_postbacks(
+    pending: list[tuple[_Pending, Postback]], outbox: OutboxStore, events: EventPublisher
+) -> list[_Pending]:
+    """Publish the postbacks in order (PutEvents, MAX_ENTRIES a call) until a call or
+    an entry fails; the entries not published."""
+    for start in range(0, len(pending), MAX_ENTRIES):
+        chunk = [p for p in pending[start : start + MAX_ENTRIES] if outbox.pending(p[1].id)]
+        try:
+            failed = set(events.publish([postback for _, postback in chunk]))
         except DomainError as exc:
             logger.warning("outbox publish failed", extra={"reason": str(exc)})
-            return chunk[0].sequence_number
-        for item in chunk:
-            if item.postback.id not in failed:
-                outbox.done(item.postback.id)
-                _published(item.postback)
+            return [p for p, _ in pending[start:]]
+        for _, postback in chunk:
+            if postback.id not in failed:
+                outbox.done(postback.id)
+                _published(postback)
         if failed:
-            first = next(p for p in chunk if p.postback.id in failed)
             logger.warning("outbox entries not published", extra={"postback_ids": sorted(failed)})
-            return first.sequence_number
-    return None
+            not_done = [p for p, postback in chunk if postback.id in failed]
+            return not_done + [p for p, _ in pending[start + MAX_ENTRIES :]]
+    return []
 
 
 def _published(postback: Postback) -> None:
@@ -83,22 +136,42 @@ def _published(postback: Postback) -> None:
     count("PostbacksPublished", code=code)
 
 
-def redrive(outbox: OutboxStore, events: EventPublisher) -> int:
-    """Publish every postback still in the outbox (those whose stream records ran out of
-    retries: OutboxDLQ); returns how many were published. Safe to run again."""
-    published = 0
-    batch: list[Postback] = []
-    for postback in outbox.scan():
-        batch.append(postback)
-        if len(batch) == MAX_ENTRIES:
-            published += _publish_all(batch, outbox, events)
-            batch = []
-    return published + _publish_all(batch, outbox, events)
+def redrive(outbox: OutboxStore, events: EventPublisher, queue: SendQueue) -> int:
+    """Publish every postback and queue every send still in the outbox (those whose
+    stream records ran out of retries: OutboxDLQ); returns how many were done. Safe to
+    run again."""
+    done = 0
+    postbacks: list[Postback] = []
+    sends: list[QueuedSend] = []
+    for entry in outbox.scan():
+        if isinstance(entry, QueuedSend):
+            sends.append(entry)
+        else:
+            postbacks.append(entry)
+        if len(postbacks) == MAX_ENTRIES:
+            done += _publish_all(postbacks, outbox, events)
+            postbacks = []
+        if len(sends) == SQS_BATCH:
+            done += _queue_all(sends, outbox, queue)
+            sends = []
+    return done + _publish_all(postbacks, outbox, events) + _queue_all(sends, outbox, queue)
 
 
 def _publish_all(batch: list[Postback], outbox: OutboxStore, events: EventPublisher) -> int:
+    if not batch:
+        return 0
     failed = set(events.publish(batch))
     for postback in batch:
         if postback.id not in failed:
             outbox.done(postback.id)
+    return len(batch) - len(failed)
+
+
+def _queue_all(batch: list[QueuedSend], outbox: OutboxStore, queue: SendQueue) -> int:
+    if not batch:
+        return 0
+    failed = set(queue.enqueue_many([entry.send_id for entry in batch]))
+    for entry in batch:
+        if entry.send_id not in failed:
+            outbox.done(entry.id)
     return len(batch) - len(failed)

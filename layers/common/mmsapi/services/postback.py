@@ -1,8 +1,9 @@
 """Postback delivery (docs/postbacks.md): bus events become signed XML POSTs to the account.
 
 An event's detail is {"code": "N003", "account_id": "...", "fields": {...}}. The
-XML is origin MMS_MT, the code, then the fields in POSTBACK_FIELDS order (absent
-ones omitted), in the account's postback dialect.
+XML is the code's origin (MMS_MT; MMS_MO for a received message, docs/inbound.md),
+the code, then the fields in POSTBACK_FIELDS order (absent ones omitted), in the
+account's postback dialect.
 
 Delivery policy: success is any 2xx. Anything else (timeout, refused URL, 3xx,
 4xx, 5xx) raises DeliveryError so that SQS delivers the message again after its
@@ -37,6 +38,8 @@ from mmsapi.xml.postbacks13 import with_required
 from mmsapi.xml.render import Field, postback
 
 ORIGIN: Final = "MMS_MT"
+# Codes that tell something other than a message the account sent (MT).
+ORIGINS: Final[dict[str, str]] = {"N401": "MMS_MO"}
 # The order of the fields after origin and code, for every postback code.
 POSTBACK_FIELDS: Final[tuple[str, ...]] = (
     "sent-as",
@@ -48,14 +51,19 @@ POSTBACK_FIELDS: Final[tuple[str, ...]] = (
     "from",
     "from-mask",  # legacy dialect only (xml/dialect.py LEGACY_ONLY)
     "to",
+    "keyword",  # MO (N401): the inbox keyword its first word matched
     "tracking-id",
     "operator-id",
     "timestamp",
+    "message-subject",  # MO (N401)
+    "content",  # MO (N401): one `file` URL per part
     "status-details",
     "handset",
     "aggregator-id",  # legacy dialect only (xml/dialect.py LEGACY_ONLY)
     "client-reference",
 )
+# Fields whose value is a list: one child element of this name per item.
+LIST_FIELDS: Final[dict[str, str]] = {"content": "file"}
 CONTENT_TYPE: Final = "application/xml; charset=utf-8"
 # CloudWatch metric (in the metrics namespace) with one data point per event, dimension code.
 POSTBACKS_METRIC: Final = "Postbacks"
@@ -110,11 +118,24 @@ def build_postback(detail: Mapping[str, Any], dialect: Dialect) -> bytes:
         raise MalformedEventError("event detail fields is not an object")
     if dialect is Dialect.LEGACY:
         given = with_required(code, given)  # what 1.3 receivers expect (docs/legacy-1.3.md)
-    fields: list[Field] = [("origin", ORIGIN), ("code", code)]
+    fields: list[Field] = [("origin", origin_of(code)), ("code", code)]
     fields.extend(
-        (name, str(given[name])) for name in POSTBACK_FIELDS if given.get(name) is not None
+        (name, _value(name, given[name])) for name in POSTBACK_FIELDS if given.get(name) is not None
     )
     return postback(fields, dialect)
+
+
+def origin_of(code: str) -> str:
+    return ORIGINS.get(code, ORIGIN)
+
+
+def _value(name: str, value: Any) -> str | list[Field]:
+    item = LIST_FIELDS.get(name)
+    if item is None:
+        return str(value)
+    # A list field given one text (or none: "") has that one item (or none).
+    items = value if isinstance(value, list) else [value] if value != "" else []
+    return [(item, str(v)) for v in items]
 
 
 def sign(body: bytes, secret: str) -> str:

@@ -1,22 +1,26 @@
 """Delivery reports from carriers: MM7 DeliveryReportReq for MMS, JSON for fallback SMS.
 
 Each updates its send, teaches the handset cache, and becomes a postback
-(N102/E102 for MMS, N202/E202 for SMS).
+(N102/E102 for MMS, N202/E202 for SMS). The MM7 route also takes the MMS that phones
+send (DeliverReq, services/inbound.py): `mm7_request` tells them apart.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
 from mmsapi.carrier import mm7
 from mmsapi.carrier.mm7 import MMStatus
+from mmsapi.carrier.mm7_deliver import looks_like_deliver_req
 from mmsapi.carrier.profiles import profile_for_uaprof
 from mmsapi.models import Send, SendStatus
 from mmsapi.observability import logger, send_ids, tag
 from mmsapi.services.announce import send_postback
 from mmsapi.services.context import Context
 from mmsapi.services.ddm import learnt
+from mmsapi.services.inbound import receive_mms
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,22 @@ def mm7_report(ctx: Context, body: bytes, content_type: str) -> bytes:
     logger.info("delivery report", extra={"mm_status": report.mm_status.value})
     version: mm7.Version = "5.3.0" if report.version == "5.3.0" else "6.8.0"
     return mm7.build_delivery_report_rsp(report.transaction_id, version=version)
+
+
+def mm7_request(
+    ctx: Context, body: bytes, headers: Mapping[str, str], base_url: str
+) -> tuple[int, bytes]:
+    """A request the MMSC posts on the MM7 route: (HTTP status, MM7 answer).
+
+    A DeliverReq (an MMS from a phone) is answered with a DeliverRsp, whatever it holds;
+    anything else is read as a DeliveryReportReq (mm7.MM7Error when it is not one).
+    `headers` have lower-case names; `base_url` is where the MMSC reached this API.
+    """
+    content_type = headers.get("content-type", "text/xml")
+    if looks_like_deliver_req(body):
+        answer = receive_mms(ctx, body, content_type, headers, base_url)
+        return answer.status, answer.body
+    return 200, mm7_report(ctx, body, content_type)
 
 
 def sms_report(ctx: Context, message_id: str, delivered: bool) -> bool:

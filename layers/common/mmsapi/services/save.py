@@ -23,12 +23,11 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from mmsapi.budget import Budget
 from mmsapi.errors import ApiError
 from mmsapi.media.fetch import FetchedMedia, Spill, fetch_media, sniff_matches
-from mmsapi.media.images import AdaptedImage, CorruptImage, adapt_image
 from mmsapi.media.types import KIND_FACTS, OBJECT_KINDS, STORED_EXTENSION, TIMED_KINDS, MediaKind
 from mmsapi.models import (
     Account,
@@ -43,10 +42,12 @@ from mmsapi.observability import logger
 from mmsapi.rules import ValidSave, validate_save
 from mmsapi.services.announce import ready_postback
 from mmsapi.services.context import Context
-from mmsapi.services.encode import start_encoding
 from mmsapi.settings import get_settings
 from mmsapi.store.media import template_prefix
 from mmsapi.text import merge_tags
+
+if TYPE_CHECKING:
+    from mmsapi.media.images import AdaptedImage
 
 # Kinds held whole in memory whatever their size: images are decoded to be fitted,
 # text is read as a string. Every other kind streams to S3 when it is large.
@@ -239,6 +240,8 @@ def _in_time(item: _Item, budget: Budget, work: Callable[[], _T]) -> _T:
 
 def _fit(item: _Item, data: bytes, account: Account) -> Callable[[], AdaptedImage]:
     def fit() -> AdaptedImage:
+        from mmsapi.media.images import CorruptImage, adapt_image  # Pillow: images only
+
         try:
             return adapt_image(
                 data,
@@ -358,6 +361,8 @@ def save_mms(
         raise
     if template.status is TemplateStatus.READY:
         return template
+    from mmsapi.services.encode import start_encoding  # audio and video only
+
     try:
         start_encoding(ctx, template, account)
     except BaseException:

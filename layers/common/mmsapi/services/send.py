@@ -1,5 +1,14 @@
 """sendSavedMMS (and the sending half of sendMMS): check every field, record the send,
-queue it, answer at once. Delivery runs behind the send queue (services/deliver.py)."""
+queue it, answer at once. Delivery runs behind the send queue (services/deliver.py).
+
+A warm function's sendSavedMMS makes one AWS call (docs/actions.md#sendsavedmms): the
+account comes from a copy under 0.5 s old (store/accounts.py), the ready template from
+this function's copy (store/templates.py), and the send is written in one
+TransactWriteItems with the check that its template is still stored, ready and the
+account's, and with its "queue send" outbox item: the outbox relay (services/outbox.py)
+puts it on the send queue. The tracking-id answered is that of a stored send that will
+reach the queue, or, if the relay fails for good, its end (E999, services/sweep.py).
+"""
 
 from __future__ import annotations
 
@@ -96,7 +105,8 @@ def operator_id_for(account: Account, raw: str | None, legacy: bool = False) -> 
 
 
 def usable_template(ctx: Context, account: Account, raw_mms_id: str | None) -> Template:
-    template = ctx.templates.get(parse_mms_id(raw_mms_id))
+    """The template to send (this function's copy if it has one: see accept_send)."""
+    template = ctx.templates.ready(parse_mms_id(raw_mms_id))
     if template is None or template.account_id != account.account_id:
         raise ApiError("E241")
     if template.status is TemplateStatus.ENCODING:
@@ -212,13 +222,24 @@ def check_send(
     return send
 
 
-def accept_send(ctx: Context, send: Send, *, waiting: bool = False) -> Send:
-    """Give the send its id, record it, and queue it (unless it waits for an encoding)."""
+def accept_send(
+    ctx: Context, send: Send, *, waiting: bool = False, template: Template | None = None
+) -> Send:
+    """Give the send its id, record it, and queue it (unless it waits for an encoding):
+    the send and its "queue send" outbox item in one transaction, so the answer's
+    tracking-id names a stored send on its way to the queue.
+
+    With `template` (possibly this function's copy), only while the stored template is
+    still ready and the account's: a template deleted meanwhile is E241 (its deletion
+    came first; a deletion that comes after finds the send accepted)."""
     send.send_id = send.send_id or ctx.send_ids.next_id()
     send.status = SendStatus.WAITING if waiting else SendStatus.QUEUED
-    ctx.sends.create(send)
-    if not waiting:
-        ctx.send_queue.enqueue(send.send_id)
+    requires = None
+    if template is not None:
+        requires = ctx.templates.ready_check(template.mms_id, template.account_id)
+    if not ctx.sends.create(send, queue=not waiting, requires=requires):
+        ctx.templates.cache.forget(send.mms_id)
+        raise ApiError("E241")
     return send
 
 
@@ -230,7 +251,12 @@ def check_carrier() -> None:
 
 def send_saved(ctx: Context, account: Account, request: SendRequest, *, legacy: bool) -> Send:
     check_carrier()
-    return accept_send(ctx, check_send(ctx, account, request, legacy=legacy))
+    addressing = check_addressing(account, request, legacy=legacy)  # the codes' order
+    template = usable_template(ctx, account, request.mms_id)
+    send = check_send(
+        ctx, account, request, legacy=legacy, template=template, addressing=addressing
+    )
+    return accept_send(ctx, send, template=template)
 
 
 def send_new(

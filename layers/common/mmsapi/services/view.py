@@ -3,6 +3,9 @@
 A link is `<base>/v/<send-id>.<secret>`: the secret is random per send and
 compared in constant time, and the link expires after settings.view_link_days.
 Media is served through short-lived presigned S3 URLs, never through the page.
+
+The same route serves the download links of received MMS (`/v/mo.<...>`,
+services/mo_links.py): a redirect to the part's presigned URL.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from mmsapi.media.types import OBJECT_KINDS, MediaKind
 from mmsapi.models import Send, StoredMedia, Template, TemplateStatus, utcnow
 from mmsapi.numbers import ascii_int
 from mmsapi.observability import logger, send_ids, tag
+from mmsapi.services import mo_links
 from mmsapi.services.context import Context
 from mmsapi.services.personalize import subject_for, texts_for
 from mmsapi.settings import get_settings
@@ -49,6 +53,7 @@ h1 { font-size: 1.2em; margin: 8px 4px 12px; }
 class Page:
     status: int
     html: str
+    location: str = ""  # a redirect's target (an MO file link)
 
 
 def view_link(send: Send) -> str:
@@ -118,6 +123,14 @@ def _slides_html(ctx: Context, template: Template, send: Send) -> str:
 
 
 def render_view(ctx: Context, token: str) -> Page:
+    if token.startswith(mo_links.TOKEN_PREFIX):
+        found = mo_links.download(ctx, token)
+        logger.info("MO file link", extra={"status": found.status})
+        if found.status == 302:
+            return Page(302, "", found.location)
+        if found.status == 410:
+            return _message(410, "File expired", "This file is no longer available.")
+        return _message(404, "File not found", "This link is not valid.")
     send = _find_send(ctx, token)
     if send is not None:
         tag(**send_ids(send))

@@ -5,9 +5,11 @@ with the account and read with a consistent GetItem: a new key works at once, an
 rotated key stops working at once (a GSI, eventually consistent on AWS, could miss
 the new key and still find the old one for a while).
 
-Nothing is cached: every request reads both items (two consistent GetItems, a few
-ms), so disabling an account, rotating its key or changing its allow-list takes
-effect on the next request of every warm function, wherever the change was made.
+A warm function keeps what it read for a key (the account, or that there is none) for
+KEY_CACHE_SECONDS: a burst of requests reads both items once, and disabling an account,
+rotating or revoking its key or changing any setting still takes effect within 1 second
+in every warm function, wherever the change was made (issue 10). A change made through
+this store itself counts at once here.
 
 Every write is conditional on the item's `version` (a number beside the doc, raised by
 each write): two admins changing one account at once never lose each other's change,
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -27,9 +31,16 @@ from mmsapi.errors import DomainError
 from mmsapi.models import Account
 from mmsapi.settings import get_settings
 from mmsapi.store import aws, dynamo
+from mmsapi.store.shortcodes import gained, lookup_puts
 
 # Attempts of one change when other writers keep winning the race (each one re-reads).
 CHANGE_ATTEMPTS: Final = 5
+# How long a warm function trusts what it read for an API key: well under the 1 second
+# within which account changes must count everywhere.
+KEY_CACHE_SECONDS: Final = 0.5
+# Keys remembered at most (unknown keys too: a client cycling through random keys only
+# pushes out the oldest).
+KEY_CACHE_ENTRIES: Final = 1024
 
 
 def hash_key(api_key: str) -> str:
@@ -45,11 +56,36 @@ class AccountStore:
     def __init__(self, table: str | None = None, keys_table: str | None = None) -> None:
         self.table = table or get_settings().accounts_table
         self.keys_table = keys_table or get_settings().api_keys_table
+        # key hash -> (monotonic time read, the account or None); oldest first
+        self._keys: dict[str, tuple[float, Account | None]] = {}
+        self._lock = threading.Lock()  # the local runtime serves requests on threads
 
     def by_api_key(self, api_key: str) -> Account | None:
-        """The account of an API key as stored now, or None. Unknown and wrong keys take
-        the same path."""
+        """The account of an API key as stored at most KEY_CACHE_SECONDS ago, or None.
+        Unknown and wrong keys take the same path. Shared: not to be changed."""
         digest = hash_key(api_key)
+        now = time.monotonic()
+        with self._lock:
+            cached = self._keys.get(digest)
+        if cached is not None and now - cached[0] < KEY_CACHE_SECONDS:
+            return cached[1]
+        account = self._by_key_hash(digest)
+        with self._lock:
+            self._keys.pop(digest, None)
+            self._keys[digest] = (now, account)
+            if len(self._keys) > KEY_CACHE_ENTRIES:
+                self._keys = {k: v for k, v in self._keys.items() if now - v[0] < KEY_CACHE_SECONDS}
+                while len(self._keys) > KEY_CACHE_ENTRIES:
+                    del self._keys[next(iter(self._keys))]
+        return account
+
+    def forget_keys(self) -> None:
+        """Read every key again on its next use (after a change made through this store)."""
+        with self._lock:
+            self._keys.clear()
+
+    def _by_key_hash(self, digest: str) -> Account | None:
+        """The account of a key hash as stored now (two consistent reads), or None."""
         found = dynamo.get_item(self.keys_table, {"key_hash": {"S": digest}}, what="api key")
         if found is None:
             return None
@@ -110,9 +146,11 @@ class AccountStore:
                         "ConditionExpression": "attribute_not_exists(key_hash)",
                     }
                 },
+                *lookup_puts(self.keys_table, account),  # its shortcodes route MO to it
             ],
             what="account",
         )
+        self.forget_keys()  # a key that was unknown here a moment ago
         if not written:
             raise DomainError("account write failed: the account id or the API key exists already")
 
@@ -131,31 +169,30 @@ class AccountStore:
             changed = edit(current.model_copy(deep=True))
             if changed.account_id != account_id:
                 raise DomainError("account write refused: the account id may not change")
-            if self._write(changed, version, current.key_hash):
+            lookups = lookup_puts(self.keys_table, changed, gained(current, changed))
+            if self._write(changed, version, current.key_hash, lookups):
+                self.forget_keys()  # this store's own change counts at once here
                 return changed
         raise DomainError(
             f"account write failed: {account_id} was changed by others {CHANGE_ATTEMPTS} "
             "times while this change was being made; try again"
         )
 
-    def _write(self, account: Account, version: int, old_key_hash: str) -> bool:
-        """Store the account read at `version`; False if it was written since."""
+    def _write(
+        self, account: Account, version: int, old_key_hash: str, lookups: list[dict[str, Any]]
+    ) -> bool:
+        """Store the account read at `version`, with the lookup items of the shortcodes
+        it gains (store/shortcodes.py); False if it was written since."""
         condition = self._unchanged_since(version)
-        if account.key_hash == old_key_hash:
+        if account.key_hash == old_key_hash and not lookups:
             return dynamo.put_item(
                 self.table, self._item(account, version + 1), what="account", **condition
             )
         # A new key: the account, the new key's lookup item and the old one's removal, all
         # or none, so the old key stops working the moment the new one starts.
-        return dynamo.transact_write(
-            [
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": self._item(account, version + 1),
-                        **condition,
-                    }
-                },
+        new_key: list[dict[str, Any]] = []
+        if account.key_hash != old_key_hash:
+            new_key = [
                 {
                     "Put": {
                         "TableName": self.keys_table,
@@ -169,6 +206,18 @@ class AccountStore:
                         "Key": {"key_hash": {"S": old_key_hash}},
                     }
                 },
+            ]
+        return dynamo.transact_write(
+            [
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": self._item(account, version + 1),
+                        **condition,
+                    }
+                },
+                *new_key,
+                *lookups,
             ],
             what="account",
         )
@@ -191,6 +240,8 @@ class AccountStore:
         written = 0
         for account in self.all():
             dynamo.put_item(self.keys_table, self._key_item(account), what="api key")
+            for lookup in lookup_puts(self.keys_table, account):  # and of its shortcodes
+                dynamo.put_item(self.keys_table, lookup["Put"]["Item"], what="shortcode")
             written += 1
         return written
 

@@ -1,15 +1,20 @@
-"""boto3 clients, created once per process and reused across invocations.
+"""AWS clients, created once per process from one botocore session, reused across
+invocations.
 
-The endpoint comes from boto3's own AWS_ENDPOINT_URL handling, which is how the
-local runtime points everything at its embedded AWS.
+botocore clients, not boto3: importing boto3 costs a cold start its resource and docs
+machinery, which no client uses. Only S3's client comes from boto3 (and boto3 is
+imported when it is first needed), for its managed transfers (upload_fileobj,
+download_file). The endpoint comes from botocore's own AWS_ENDPOINT_URL handling, which
+is how the local runtime points everything at its embedded AWS.
 """
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-import boto3
+import botocore.session
 from botocore.config import Config
 
 if TYPE_CHECKING:
@@ -38,21 +43,66 @@ _session_options: dict[str, str] = {}
 _endpoint: dict[str, str] = {}
 
 
+_SESSION_OPTIONS = frozenset(
+    {"region_name", "aws_access_key_id", "aws_secret_access_key", "aws_session_token"}
+)
+# Sessions are not thread-safe (a save's fetch threads may ask for clients at once).
+_making = threading.RLock()
+
+
 def use(*, endpoint_url: str = "", **session_options: str) -> None:
-    """Make every client from now on use this endpoint and these Session options
-    (region_name, aws_access_key_id, ...)."""
-    _session_options.clear()
-    _session_options.update(session_options)
-    _endpoint.clear()
-    _endpoint.update({"endpoint_url": endpoint_url} if endpoint_url else {})
-    _client.cache_clear()
+    """Make every client from now on use this endpoint and these session options
+    (region_name, aws_access_key_id, aws_secret_access_key, aws_session_token)."""
+    unknown = set(session_options) - _SESSION_OPTIONS
+    if unknown:
+        raise TypeError(f"unknown session options: {sorted(unknown)}")
+    with _making:
+        _session_options.clear()
+        _session_options.update(session_options)
+        _endpoint.clear()
+        _endpoint.update({"endpoint_url": endpoint_url} if endpoint_url else {})
+        _clients.clear()
+        _session.cache_clear()
 
 
 @cache
+def _session() -> botocore.session.Session:
+    """One session for every client: each new session registers botocore's handlers
+    again (tens of ms of a cold start per service)."""
+    session = botocore.session.get_session()
+    given = _session_options
+    if "aws_access_key_id" in given:
+        session.set_credentials(
+            given["aws_access_key_id"],
+            given.get("aws_secret_access_key", ""),
+            given.get("aws_session_token"),
+        )
+    if "region_name" in given:
+        session.set_config_variable("region", given["region_name"])
+    return session
+
+
+_clients: dict[str, Any] = {}
+
+
 def _client(service: str) -> Any:
-    config = _S3_CONFIG if service == "s3" else _CONFIG
-    session = boto3.session.Session(**_session_options)  # type: ignore[arg-type]
-    return session.client(service, config=config, **_endpoint)  # type: ignore[call-overload]
+    """The process's one client for `service` (threads asking at once wait for it)."""
+    client = _clients.get(service)
+    if client is None:
+        with _making:
+            client = _clients.get(service) or _new_client(service)
+            _clients[service] = client
+    return client
+
+
+def _new_client(service: str) -> Any:
+    endpoint_url = _endpoint.get("endpoint_url")
+    if service == "s3":
+        import boto3  # its S3 client has the managed transfers
+
+        s3 = boto3.session.Session(botocore_session=_session())
+        return s3.client("s3", config=_S3_CONFIG, endpoint_url=endpoint_url)
+    return _session().create_client(service, config=_CONFIG, endpoint_url=endpoint_url)
 
 
 def dynamodb() -> DynamoDBClient:

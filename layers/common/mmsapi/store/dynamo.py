@@ -114,3 +114,19 @@ def transact_write(items: Sequence[Mapping[str, Any]], *, what: str) -> bool:
                 return False
         raise DomainError(f"{what} write failed: {exc}") from exc
     return True
+
+
+def transact_write_failed(items: Sequence[Mapping[str, Any]], *, what: str) -> list[int]:
+    """transact_write, telling which parts' conditions failed: their indexes (empty:
+    all were written). A retried call whose first attempt landed succeeds (botocore
+    gives the call one ClientRequestToken for all its attempts)."""
+    try:
+        aws.dynamodb().transact_write_items(TransactItems=list(items))  # type: ignore[arg-type]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == TRANSACTION_CANCELED:
+            reasons = exc.response.get("CancellationReasons", [])
+            failed = [i for i, r in enumerate(reasons) if r.get("Code") == "ConditionalCheckFailed"]
+            if failed:
+                return failed
+        raise DomainError(f"{what} write failed: {exc}") from exc
+    return []

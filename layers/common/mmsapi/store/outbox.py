@@ -6,6 +6,10 @@ TransactWriteItems as the state (SendStore.save, TemplateStore.create/replace wi
 OutboxFunction (services/outbox.relay), which publishes it on the event bus and then
 deletes it. The item's id is the postback's X-MMS-Postback-Id: derived from the message
 and its code, it is the same on every relay and every delivery retry.
+
+The outbox also takes accepted sends to the send queue: a send is written with its
+"queue send N" item (`queue_put`) in one transaction, so the API answers its tracking-id
+without calling SQS, and the relay puts the send on the queue (SendMessageBatch).
 """
 
 from __future__ import annotations
@@ -41,6 +45,23 @@ class Postback:
         return json.dumps({**self.detail, "postback_id": self.id}, separators=(",", ":"))
 
 
+@dataclass(frozen=True)
+class QueuedSend:
+    """One accepted send for the send queue (an outbox item of kind QUEUE_KIND), with
+    the ids the relay's log lines carry (account, mms_id, client_reference)."""
+
+    id: str
+    send_id: int
+    ids: dict[str, Any]
+
+
+QUEUE_KIND: Final = "queue-send"
+
+
+def queue_id(send_id: int) -> str:
+    return f"queue-send-{send_id}"
+
+
 def send_postback_id(send_id: int, code: str) -> str:
     return f"send-{send_id}-{code}"
 
@@ -65,6 +86,14 @@ def postback_of(item: dict[str, Any]) -> Postback:
     return Postback(id=item["id"]["S"], detail_type=item["detail_type"]["S"], detail=detail)
 
 
+def entry_of(item: dict[str, Any]) -> Postback | QueuedSend:
+    """What an outbox item (or a stream record's NewImage) asks for."""
+    if item.get("kind", {}).get("S") == QUEUE_KIND:
+        ids: dict[str, Any] = json.loads(item["ids"]["S"]) if "ids" in item else {}
+        return QueuedSend(id=item["id"]["S"], send_id=int(item["send_id"]["N"]), ids=ids)
+    return postback_of(item)
+
+
 def transact_put(postback: Postback) -> dict[str, Any]:
     """OutboxStore().transact_put: for the stores that write a postback with their item."""
     return OutboxStore().transact_put(postback)
@@ -82,25 +111,38 @@ class OutboxStore:
         """
         return {"Put": {"TableName": self.table, "Item": item_of(postback)}}
 
+    def queue_put(self, send_id: int, ids: dict[str, Any]) -> dict[str, Any]:
+        """The TransactWriteItems part that queues a send beside its write (the relay
+        sends it to the send queue); `ids` go on the relay's log lines."""
+        expires = int(time.time()) + KEEP_DAYS * DAY_SECONDS
+        item = {
+            "id": {"S": queue_id(send_id)},
+            "kind": {"S": QUEUE_KIND},
+            "send_id": {"N": str(send_id)},
+            "ids": {"S": json.dumps(ids, separators=(",", ":"))},
+            "expires_at": {"N": str(expires)},
+        }
+        return {"Put": {"TableName": self.table, "Item": item}}
+
     def put(self, postback: Postback) -> None:
         """A postback that comes with no state change of its own (a refused DDM)."""
         dynamo.put_item(self.table, item_of(postback), what="postback")
 
-    def pending(self, postback_id: str) -> bool:
+    def pending(self, entry_id: str) -> bool:
         """Still waiting to be published (a relay retry skips what was published)."""
-        key = {"id": {"S": postback_id}}
+        key = {"id": {"S": entry_id}}
         return dynamo.get_item(self.table, key, what="postback") is not None
 
-    def done(self, postback_id: str) -> None:
+    def done(self, entry_id: str) -> None:
         """Published: forget it (the stream's REMOVE record is ignored by the relay)."""
-        dynamo.delete_item(self.table, {"id": {"S": postback_id}}, what="postback")
+        dynamo.delete_item(self.table, {"id": {"S": entry_id}}, what="postback")
 
-    def scan(self) -> Iterator[Postback]:
-        """Every postback still waiting (for redrive: the table is small, items go once
+    def scan(self) -> Iterator[Postback | QueuedSend]:
+        """Every entry still waiting (for redrive: the table is small, items go once
         published)."""
         try:
             for page in aws.dynamodb().get_paginator("scan").paginate(TableName=self.table):
                 for item in page["Items"]:
-                    yield postback_of(item)
+                    yield entry_of(item)
         except ClientError as exc:
             raise DomainError(f"postback scan failed: {exc}") from exc

@@ -9,7 +9,6 @@ consistent on AWS, could still miss it then).
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 
@@ -21,6 +20,9 @@ from mmsapi.models import Send, SendStatus, SendStep, utcnow
 from mmsapi.settings import get_settings
 from mmsapi.store import aws, dynamo, outbox
 from mmsapi.store.outbox import Postback
+from mmsapi.store.send_queue import SQS_BATCH, SendQueue
+
+__all__ = ["SQS_BATCH", "SendQueue", "SendStore"]  # the queue's old home
 
 DAY_SECONDS = 86_400
 # Steps kept in a send's history: retries could otherwise grow the item without bound.
@@ -55,10 +57,36 @@ class SendStore:
             "expires_at": {"N": str(expires)},  # the table's TTL attribute
         }
 
-    def create(self, send: Send) -> None:
+    def create(
+        self, send: Send, *, queue: bool = False, requires: dict[str, Any] | None = None
+    ) -> bool:
+        """Write a new send. With `queue`, its "queue send" outbox item goes in the same
+        transaction (the outbox relay puts it on the send queue): once this returns, the
+        send is stored and will reach the queue, with no SQS call here. With `requires`
+        (a ConditionCheck part, e.g. TemplateStore.ready_check), only if that holds:
+        False when it does not, and nothing is written."""
         send.updated_at = send.created_at  # its first step is its acceptance
         send.history = _with_step(send, None)
-        dynamo.create_item(self.table, self._item(send), "send_id", what="send")
+        if not queue and requires is None:
+            dynamo.create_item(self.table, self._item(send), "send_id", what="send")
+            return True
+        new = {"ConditionExpression": "attribute_not_exists(send_id)"}
+        parts: list[dict[str, Any]] = [
+            {"Put": {"TableName": self.table, "Item": self._item(send), **new}}
+        ]
+        if requires is not None:
+            parts.append(requires)
+        if queue:
+            ids = {
+                "account": send.account_id,
+                "mms_id": send.mms_id,
+                "client_reference": send.client_reference,
+            }
+            parts.append(outbox.OutboxStore().queue_put(send.send_id, ids))
+        failed = dynamo.transact_write_failed(parts, what="send")
+        if 0 in failed:
+            raise DomainError("send write failed: the send_id exists already")
+        return not failed
 
     def save(
         self,
@@ -232,27 +260,3 @@ def overdue_keys(table: str, key: str, now: int, limit: int) -> list[int]:
             raise DomainError(f"overdue query failed: {exc}") from exc
         found.extend(int(item[key]["N"]) for item in answer["Items"])
     return found
-
-
-class SendQueue:
-    """Sends waiting for delivery: the API answers at once, delivery runs behind this."""
-
-    def __init__(self, url: str | None = None) -> None:
-        self.url = url or get_settings().send_queue_url
-
-    def enqueue(self, send_id: int) -> None:
-        if not self.url:
-            raise DomainError("no send queue (MMS_SEND_QUEUE_URL) is set")
-        try:
-            aws.sqs().send_message(QueueUrl=self.url, MessageBody=json.dumps({"send_id": send_id}))
-        except ClientError as exc:
-            raise DomainError(f"could not queue the send: {exc}") from exc
-
-    def retry_later(self, receipt_handle: str, seconds: int) -> None:
-        """Bring a received message back after `seconds` instead of the queue's default."""
-        try:
-            aws.sqs().change_message_visibility(
-                QueueUrl=self.url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
-            )
-        except ClientError as exc:
-            raise DomainError(f"could not delay the retry: {exc}") from exc

@@ -1,10 +1,18 @@
-"""The templates table: one item per saved MMS, listed per account newest first."""
+"""The templates table: one item per saved MMS, listed per account newest first.
+
+A warm function keeps the ready templates it read (`ready`): a ready template never
+changes again, except by its deletion. So a send never trusts the copy alone: its write
+carries `ready_check` (the stored template still exists, is ready and is the account's)
+in the same transaction, and a deleted template is refused (E241) however warm the copy.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
@@ -19,6 +27,54 @@ from mmsapi.store.sends import overdue_keys, unchanged_since
 ACCOUNT_INDEX = "by-account"
 # DynamoDB refuses items over 400 KB: finalize stays well below (services/encode).
 MAX_ITEM_BYTES = 350_000
+# Ready templates kept per warm function: at most this many, of at most this many bytes
+# of stored documents in all (a parsed one takes a few times its JSON in memory).
+CACHE_ENTRIES: Final = 256
+CACHE_BYTES: Final = 8 * 1024 * 1024
+
+
+class ReadyTemplates:
+    """The least recently used ready templates, bounded in entries and document bytes."""
+
+    def __init__(self, entries: int = CACHE_ENTRIES, size: int = CACHE_BYTES) -> None:
+        self.entries, self.size = entries, size
+        self._kept: OrderedDict[int, tuple[Template, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()  # the local runtime serves requests on threads
+
+    def get(self, mms_id: int) -> Template | None:
+        with self._lock:
+            found = self._kept.get(mms_id)
+            if found is None:
+                return None
+            self._kept.move_to_end(mms_id)
+            return found[0]
+
+    def put(self, template: Template, size: int) -> None:
+        if size > self.size:
+            return
+        with self._lock:
+            self._drop(template.mms_id)
+            self._kept[template.mms_id] = (template, size)
+            self._bytes += size
+            while len(self._kept) > self.entries or self._bytes > self.size:
+                self._drop(next(iter(self._kept)))
+
+    def forget(self, mms_id: int) -> None:
+        with self._lock:
+            self._drop(mms_id)
+
+    def _drop(self, mms_id: int) -> None:
+        gone = self._kept.pop(mms_id, None)
+        if gone is not None:
+            self._bytes -= gone[1]
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
 
 
 def _created_key(template: Template) -> str:
@@ -29,6 +85,7 @@ def _created_key(template: Template) -> str:
 class TemplateStore:
     def __init__(self, table: str | None = None) -> None:
         self.table = table or get_settings().templates_table
+        self.cache = ReadyTemplates()
 
     def _item(self, template: Template) -> dict[str, Any]:
         item = {
@@ -106,11 +163,51 @@ class TemplateStore:
         return dynamo.transact_write([put, outbox.transact_put(postback)], what="template")
 
     def get(self, mms_id: int) -> Template | None:
+        found = self._read(mms_id)
+        return found[0] if found else None
+
+    def _read(self, mms_id: int) -> tuple[Template, int] | None:
+        """The template as stored now, and its document's size."""
         item = dynamo.get_item(self.table, {"mms_id": {"N": str(mms_id)}}, what="template")
-        return Template.model_validate_json(item["doc"]["S"]) if item else None
+        if item is None:
+            return None
+        doc = item["doc"]["S"]
+        return Template.model_validate_json(doc), len(doc)
+
+    def ready(self, mms_id: int) -> Template | None:
+        """The template: this function's copy if it was ready when read (shared: not to
+        be changed), else as stored now. A send's write must carry ready_check: the
+        copy may have been deleted since."""
+        cached = self.cache.get(mms_id)
+        if cached is not None:
+            return cached
+        found = self._read(mms_id)
+        if found is None:
+            return None
+        template, size = found
+        if template.status is TemplateStatus.READY:
+            self.cache.put(template, size)
+        return template
+
+    def ready_check(self, mms_id: int, account_id: str) -> dict[str, Any]:
+        """The TransactWriteItems part that holds only while the template exists, is
+        ready and is the account's (a deletion marks it deleting first)."""
+        return {
+            "ConditionCheck": {
+                "TableName": self.table,
+                "Key": {"mms_id": {"N": str(mms_id)}},
+                "ConditionExpression": "#s = :ready AND account_id = :a",
+                "ExpressionAttributeNames": {"#s": "status"},
+                "ExpressionAttributeValues": {
+                    ":ready": {"S": TemplateStatus.READY.value},
+                    ":a": {"S": account_id},
+                },
+            }
+        }
 
     def mark_deleting(self, mms_id: int, account_id: str) -> bool:
         """Hide a template from every reader before its files go; False if not the account's."""
+        self.cache.forget(mms_id)
         try:
             aws.dynamodb().update_item(
                 TableName=self.table,
@@ -130,6 +227,7 @@ class TemplateStore:
         return True
 
     def delete(self, mms_id: int) -> None:
+        self.cache.forget(mms_id)
         try:
             aws.dynamodb().delete_item(TableName=self.table, Key={"mms_id": {"N": str(mms_id)}})
         except ClientError as exc:

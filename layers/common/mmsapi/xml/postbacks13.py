@@ -67,6 +67,17 @@ REQUIRED: Final[dict[str, tuple[str, ...]]] = {
     # 1.3's "N102 (xHTML)": the fallback SMS was delivered (its example's code is N202).
     "N202": ("sent-as", *_SMS),
     "E202": _SMS,
+    # An MMS a phone sent (MO): 1.3's inbox postback (ORIGIN MMS_MO) names these.
+    "N401": (
+        "from",
+        "to",
+        "keyword",
+        "message-subject",
+        "tracking-id",
+        "operator-id",
+        "timestamp",
+        "content",
+    ),
 }
 
 

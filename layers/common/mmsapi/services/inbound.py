@@ -1,0 +1,179 @@
+"""MMS a phone sends to an account's shortcode (MO): stored, told as N401 (docs/inbound.md).
+
+The MMSC posts an MM7 DeliverReq to the carrier route; this answers the DeliverRsp:
+
+1. read and bound it (carrier/mm7_deliver.py): nothing is written for a request that
+   is malformed or out of bounds, it is answered with the MM7 status that says why;
+2. find the account by the recipient shortcode (store/shortcodes.py, consistent);
+3. recognise the keyword: the first word of the subject, else of the first text part,
+   among the account's inbox keywords (case-insensitive; empty when none matches);
+4. store every part in the media bucket (store/inbox.py) with a link secret;
+5. write the N401 postback to the outbox (relayed to the bus, delivered signed by
+   PostbackFunction, in the account's dialect), each part as a download link.
+
+A step that fails after the first write removes what was written and answers 3000
+(server error), so the MMSC sends the message again: nothing half-stored stays behind.
+The path is shared: an SMS MO (issue 12) finds its account and keyword the same way.
+
+Each part's download link (services/mo_links.py) works for LINK_DAYS.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+from mmsapi.carrier.mm7_deliver import (
+    ADDRESS_NOT_FOUND,
+    SERVER_ERROR,
+    DeliverError,
+    ReceivedDeliver,
+    build_deliver_rsp,
+    parse_deliver_req,
+    sniff_transaction_id,
+    sniff_version,
+)
+from mmsapi.errors import DomainError
+from mmsapi.models import Account
+from mmsapi.numbers import ascii_digits
+from mmsapi.observability import logger, tag
+from mmsapi.services.context import Context
+from mmsapi.services.mo_links import LINK_DAYS, file_link, secret_hash
+from mmsapi.store.inbox import InboxStore, StoredPart, mo_key
+from mmsapi.store.outbox import Postback
+from mmsapi.store.shortcodes import account_by_shortcode
+
+MO_CODE: Final = "N401"
+MO_EVENT: Final = "MessageReceived"
+# HTTP headers MMSCs name the sender's operator in (the postback's operator-id).
+OPERATOR_HEADERS: Final = ("x-mms-operator-id", "x-skycore-carrier-id", "x-mblox-operator-id")
+MAX_OPERATOR_ID_DIGITS: Final = 19
+_WORD_EDGES: Final = string.punctuation + "¡¿“”‘’«»"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The HTTP status and the DeliverRsp body."""
+
+    status: int
+    body: bytes
+
+
+def mo_tracking_id(mo_id: str) -> str:
+    return f"MMS_MO_{mo_id}"
+
+
+def mo_postback_id(mo_id: str) -> str:
+    return f"mo-{mo_id}-{MO_CODE}"
+
+
+def first_word(text: str) -> str:
+    words = text.split(maxsplit=1)
+    return words[0].strip(_WORD_EDGES).casefold() if words else ""
+
+
+def keyword_of(mo: ReceivedDeliver, keywords: list[str]) -> str:
+    """The account's keyword that the subject's (else the first text's) first word is."""
+    known = {k.casefold(): k for k in keywords}
+    for text in (mo.subject, mo.first_text):
+        word = first_word(text)
+        if word in known:
+            return known[word]
+    return ""
+
+
+def operator_id(headers: Mapping[str, str]) -> str:
+    for name in OPERATOR_HEADERS:
+        value = headers.get(name, "").strip()
+        if ascii_digits(value) and len(value) <= MAX_OPERATOR_ID_DIGITS:
+            return value
+    return ""
+
+
+def _refuse(body: bytes, status: int, details: str) -> Answer:
+    logger.warning("MMS MO refused", extra={"mm7_status": status, "reason": details[:200]})
+    rsp = build_deliver_rsp(sniff_transaction_id(body), sniff_version(body), status, details)
+    # 3xxx: our failure, the MMSC sends it again; others are final (HTTP 200, MM7 status).
+    return Answer(500 if status == SERVER_ERROR else 200, rsp)
+
+
+def _account(ctx: Context, mo: ReceivedDeliver) -> tuple[Account, str] | None:
+    for recipient in mo.recipients:
+        account = account_by_shortcode(ctx.accounts, recipient)
+        if account is not None:
+            return account, recipient
+    return None
+
+
+def receive_mms(
+    ctx: Context, body: bytes, content_type: str, headers: Mapping[str, str], base_url: str
+) -> Answer:
+    """Handle a DeliverReq; the DeliverRsp to answer (headers: lower-case names)."""
+    try:
+        mo = parse_deliver_req(body, content_type)
+    except DeliverError as exc:
+        return _refuse(body, exc.status, exc.details)
+    found = _account(ctx, mo)
+    if found is None:
+        return _refuse(body, ADDRESS_NOT_FOUND, "no account holds the recipient shortcode")
+    account, shortcode = found
+    mo_id = secrets.token_hex(8)
+    tag(account=account.account_id, tracking_id=mo_tracking_id(mo_id))
+    secret = secrets.token_urlsafe(24)
+    expires = int(time.time()) + LINK_DAYS * 86_400
+    link_hash = secret_hash(secret)
+    inbox = InboxStore(ctx.media.bucket)
+    written: list[str] = []
+    try:
+        for number, part in enumerate(mo.parts, start=1):
+            stored = StoredPart(mo_key(account.account_id, mo_id, number), link_hash, expires)
+            inbox.put(stored, part.data, part.content_type, part.filename)
+            written.append(stored.key)
+        links = [
+            file_link(base_url, account.account_id, mo_id, n, secret)
+            for n in range(1, len(mo.parts) + 1)
+        ]
+        ctx.outbox.put(_postback(account, mo, mo_id, shortcode, operator_id(headers), links))
+    except DomainError as exc:
+        try:
+            inbox.delete(written)
+        except DomainError:
+            logger.exception("MO parts left behind", extra={"keys": written})
+        return _refuse(body, SERVER_ERROR, f"could not store the message: {exc}"[:200])
+    logger.info("MMS MO received", extra={"parts": len(mo.parts), "mm7_version": mo.version})
+    return Answer(200, build_deliver_rsp(mo.transaction_id, mo.version))
+
+
+def _postback(
+    account: Account,
+    mo: ReceivedDeliver,
+    mo_id: str,
+    shortcode: str,
+    operator: str,
+    links: list[str],
+) -> Postback:
+    """N401: every field always there (empty when unknown), as the edition's example."""
+    fields: dict[str, object] = {
+        "from": mo.sender,
+        "to": shortcode,
+        "keyword": keyword_of(mo, account.inbox_keywords),
+        "tracking-id": mo_tracking_id(mo_id),
+        "operator-id": operator,
+        "timestamp": datetime.now(UTC).astimezone().isoformat(timespec="seconds"),
+        "message-subject": mo.subject,
+        "content": links,
+    }
+    return Postback(
+        id=mo_postback_id(mo_id),
+        detail_type=MO_EVENT,
+        detail={
+            "code": MO_CODE,  # origin MMS_MO: services/postback.ORIGINS
+            "account_id": account.account_id,
+            "fields": fields,
+        },
+    )
