@@ -1,9 +1,9 @@
 """sendSavedMMS through the API handler in-process against the emulated AWS: what a
 burst of sends costs before delivery (which runs behind the send queue).
 
-A warm send is one TransactWriteItems (the send, its template's still-ready check, its
-"queue send" outbox item); the account's copy (0.5 s), rate-limit leases and id blocks
-add a few calls per hundred sends. The send queue is reached by the outbox relay,
+A warm send is one TransactWriteItems (the send and its "queue send" outbox item); the
+copies of the account and the ready template (0.5 s each), rate-limit leases and id
+blocks add a few calls per hundred sends. The send queue is reached by the outbox relay,
 after the answer (not counted here: it is not on the request's path).
 
 Run: .venv/bin/python -m benchmarks.send_latency [requests]

@@ -16,13 +16,14 @@ sweeper gives it its final postback when its deadline passes).
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import logging
 import shutil
 import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +88,7 @@ class LocalState:
         with partial.open("w", encoding="utf-8") as out:
             for page in pages:
                 for item in page["Items"]:
-                    out.write(json.dumps(item, separators=(",", ":")) + "\n")
+                    out.write(json.dumps(_wire(item), separators=(",", ":")) + "\n")
         partial.replace(path)
 
     def _save_bucket(self, logical_id: str, bucket: str) -> None:
@@ -145,7 +146,7 @@ class LocalState:
             for line in lines:
                 if not line.strip():
                     continue
-                batch.append({"PutRequest": {"Item": json.loads(line)}})
+                batch.append({"PutRequest": {"Item": _unwire(json.loads(line))}})
                 if len(batch) == BATCH:
                     count += _write_batch(dynamodb, table, batch)
                     batch = []
@@ -174,6 +175,33 @@ class LocalState:
             )
             count += 1
         return count
+
+
+def _wire(item: dict[str, Any]) -> dict[str, Any]:
+    """An item as DynamoDB's JSON carries it: binary values (a send's document) base64."""
+    return {name: _typed(value, _b64) for name, value in item.items()}
+
+
+def _unwire(item: dict[str, Any]) -> dict[str, Any]:
+    return {name: _typed(value, base64.b64decode) for name, value in item.items()}
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _typed(value: dict[str, Any], convert: Callable[[Any], Any]) -> dict[str, Any]:
+    """One typed attribute value with its binary parts converted, at any depth."""
+    [(kind, data)] = value.items()
+    if kind == "B":
+        return {kind: convert(data)}
+    if kind == "BS":
+        return {kind: [convert(d) for d in data]}
+    if kind == "M":
+        return {kind: {k: _typed(v, convert) for k, v in data.items()}}
+    if kind == "L":
+        return {kind: [_typed(v, convert) for v in data]}
+    return value
 
 
 def _write_batch(dynamodb: Any, table: str, batch: list[dict[str, Any]]) -> int:

@@ -15,6 +15,7 @@ import sys
 import time
 from typing import Any
 
+import boto3
 import pytest
 import requests
 from lxml import etree
@@ -296,3 +297,25 @@ def test_the_shortcode_routes_to_the_account_that_holds_it_now(inbox: Client, st
     inbox.ctx.accounts.change(other.account_id, parse_change({"add_shortcode": ["28444:US"]}))
     assert mm7_status(post(*reply())) == "1000"
     assert [e["detail"]["account_id"] for e in postback_events(stack)] == [other.account_id]
+
+
+def test_a_deliver_req_sent_again_is_the_same_message(
+    inbox: Client, stack: Stack, httpserver: HTTPServer
+) -> None:
+    # Given a reply the MMSC sends twice (it never got our first DeliverRsp)
+    body, content_type = reply("yes")
+    assert mm7_status(post(body, content_type)) == "1000"
+    # When the same DeliverReq comes again
+    assert mm7_status(post(body, content_type)) == "1000"
+    told = [etree.fromstring(b) for b, _ in deliver_postbacks(stack, httpserver)]
+    # Then it is the same message: one tracking-id, the same links, the parts stored once
+    # (a postback told again carries the same X-MMS-Postback-Id: docs/postbacks.md)
+    assert len({t.findtext("tracking-id") for t in told}) == 1
+    assert len({tuple(f.text for f in t.iter("file")) for t in told}) == 1
+    listed = boto3.client("s3").list_objects_v2(Bucket=stack.physical["MediaBucket"], Prefix="mo/")
+    assert listed["KeyCount"] == 3
+    assert follow(str(told[0].findall("content/file")[1].text)).content == PICTURE
+    # And another reply from the same phone is another message
+    assert mm7_status(post(*reply("join"))) == "1000"
+    listed = boto3.client("s3").list_objects_v2(Bucket=stack.physical["MediaBucket"], Prefix="mo/")
+    assert listed["KeyCount"] == 6

@@ -1,9 +1,9 @@
 """A warm sendSavedMMS makes one AWS call, and gives up none of its promises for it.
 
-The account comes from a copy under 0.5 s old, the ready template from the function's
-copy, and the send is one TransactWriteItems: the send, the check that its template is
-still stored and ready, and its "queue send" outbox item, which the outbox relay puts on
-the send queue (services/send.py, services/outbox.py).
+The account and the ready template come from copies under 0.5 s old, and the send is one
+TransactWriteItems: the send and its "queue send" outbox item, which the outbox relay
+puts on the send queue (services/send.py, services/outbox.py). A template deleted within
+a copy's half second is never sent: delivery reads it again (services/deliver.py).
 """
 
 from __future__ import annotations
@@ -19,15 +19,18 @@ from local.stack import Stack
 from local.streams import StreamReader, stream_sources
 from mmsapi.deadlines import MARGIN_SECONDS, queued_seconds
 from mmsapi.errors import DomainError
-from mmsapi.models import Account, SendStatus
+from mmsapi.models import Account, Send, SendStatus, Template, TemplateStatus
 from mmsapi.services.accounts import create_account
 from mmsapi.services.context import Context
+from mmsapi.services.deliver import deliver
 from mmsapi.services.sweep import sweep
 from mmsapi.store.accounts import AccountStore
 from mmsapi.store.outbox import queue_id
 from mmsapi.store.sends import SendQueue
-from mmsapi.tracking import parse_tracking_id
+from mmsapi.store.templates import CACHE_SECONDS, ReadyTemplates
+from mmsapi.tracking import parse_tracking_id, tracking_id
 from tests.conftest import Client
+from tests.integration.conftest import Carrier
 from tests.integration.helpers import (
     RELAY,
     answer,
@@ -118,19 +121,57 @@ def test_a_warm_send_is_one_call_and_reaches_the_queue_through_the_outbox(
     assert not client.ctx.outbox.pending(queue_id(send_id))  # the relay is done with it
 
 
-def test_a_deleted_template_is_never_sent_even_when_cached(client: Client, stack: Stack) -> None:
-    # Given a warm function that holds the ready template
+class StoppedClock:
+    """A clock for a function's template copies that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def ended_with(stack: Stack, send_id: int) -> list[tuple[str, str]]:
+    """The codes and status-details of the send's postbacks so far."""
+    return [
+        (e["detail"]["code"], e["detail"]["fields"].get("status-details", ""))
+        for e in postback_events(stack)
+        if e["detail"]["fields"].get("tracking-id") == tracking_id(send_id)
+    ]
+
+
+def test_a_deleted_template_is_never_sent_even_when_cached(
+    client: Client, stack: Stack, carrier: Carrier
+) -> None:
+    # Given a warm function that holds the ready template (its copy's clock stopped)
+    clock = StoppedClock()
+    client.ctx.templates.cache.clock = clock
     mms_id = saved(client)
     assert send(client, mms_id)["status"] == "Success"
     assert client.ctx.templates.cache.get(int(mms_id)) is not None
+    relay_outbox(stack)
+    assert len(queued(stack)) == 1  # the first send
     # When another warm function deletes it
     other = Client(Context(), client.api_key, client.account, client.source_ip)
     assert answer(other.post(DELETE.format(key=client.api_key, mms_id=mms_id)))["status"] == (
         "Success"
     )
+    # Then within its copy's half second the warm function still accepts a send
+    got = send(client, mms_id)
+    assert got["status"] == "Success", got
+    send_id = parse_tracking_id(got["tracking-id"]) or 0
     relay_outbox(stack)
-    assert len(queued(stack)) == 1  # the first send
-    # Then the warm copy sends nothing: E241, the copy dropped, no send stored or queued
+    assert queued(stack) == [send_id]
+    # And that send never reaches the MMSC: delivery ends it with its final E101
+    assert deliver(client.ctx, send_id) == "failed"
+    assert carrier.mmsc.received() == []
+    assert ended_with(stack, send_id) == [("E101", "the MMS was deleted before it could be sent")]
+    stored = client.ctx.sends.get(send_id)
+    assert stored is not None
+    assert stored.status is SendStatus.FAILED
+    assert deliver(client.ctx, send_id) == "not queued"  # a redelivery changes nothing
+    # And once the copy is CACHE_SECONDS old, the warm function refuses at once: E241
+    clock.now += CACHE_SECONDS
     got = send(client, mms_id)
     assert got["error-code"] == "E241", got
     assert client.ctx.templates.cache.get(int(mms_id)) is None
@@ -138,26 +179,50 @@ def test_a_deleted_template_is_never_sent_even_when_cached(client: Client, stack
     assert queued(stack) == []
 
 
-def test_a_send_racing_a_deletion_commits_first_or_is_refused(
-    client: Client, stack: Stack, monkeypatch: pytest.MonkeyPatch
+def test_a_send_racing_a_deletion_is_accepted_but_never_sent(
+    client: Client, stack: Stack, carrier: Carrier, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a send whose checks passed on the warm copy
+    # Given a send whose checks passed on the template as read
     mms_id = saved(client)
-    assert send(client, mms_id)["status"] == "Success"
-    original = client.ctx.templates.ready_check
+    create = client.ctx.sends.create
 
-    def deleted_meanwhile(mms: int, account_id: str) -> dict[str, Any]:
-        # When the template is marked deleting between the checks and the send's write
-        assert Context().templates.mark_deleting(mms, account_id)
-        return original(mms, account_id)
+    def deleted_meanwhile(new: Send, *, queue: bool = False) -> None:
+        # When the template is deleted between the checks and the send's write
+        other = Client(Context(), client.api_key, client.account, client.source_ip)
+        deleted = answer(other.post(DELETE.format(key=client.api_key, mms_id=mms_id)))
+        assert deleted["status"] == "Success", deleted
+        create(new, queue=queue)
 
-    monkeypatch.setattr(client.ctx.templates, "ready_check", deleted_meanwhile)
-    # Then the send is refused (the deletion came first), and nothing is stored
+    monkeypatch.setattr(client.ctx.sends, "create", deleted_meanwhile)
     got = send(client, mms_id)
-    assert got["error-code"] == "E241", got
     monkeypatch.undo()
+    # Then the send is accepted (its write came after the deletion's), but its delivery
+    # reads the template again: never submitted, ended with the final E101
+    assert got["status"] == "Success", got
+    send_id = parse_tracking_id(got["tracking-id"]) or 0
     relay_outbox(stack)
-    assert len(queued(stack)) == 1  # the first send only
+    assert queued(stack) == [send_id]
+    assert deliver(client.ctx, send_id) == "failed"
+    assert carrier.mmsc.received() == []
+    assert [code for code, _ in ended_with(stack, send_id)] == ["E101"]
+    # And any function without a copy refuses the template at once: E241
+    fresh = Client(Context(), client.api_key, client.account, client.source_ip)
+    assert send(fresh, mms_id)["error-code"] == "E241"
+
+
+def test_a_template_copy_is_kept_at_most_its_half_second() -> None:
+    clock = StoppedClock()
+    cache = ReadyTemplates(clock=clock)
+    template = Template(mms_id=7, account_id="a", name="n", status=TemplateStatus.READY, slides=[])
+    cache.put(template, 10)
+    clock.now += CACHE_SECONDS - 0.01
+    assert cache.get(7) is template
+    clock.now += 0.01
+    assert cache.get(7) is None
+    assert (len(cache), cache.bytes) == (0, 0)  # dropped, not only hidden
+    # A copy is as old as its read: one read before now expires from then
+    cache.put(template, 10, read_at=clock.now - CACHE_SECONDS)
+    assert cache.get(7) is None
 
 
 def test_a_disabled_account_is_refused_within_one_second_by_a_warm_function(

@@ -34,6 +34,7 @@ from mmsapi.services.ddm import after_discovery
 from mmsapi.services.report import mm7_report
 from mmsapi.services.sweep import settle_send
 from mmsapi.store import aws
+from mmsapi.store.sends import send_of
 from mmsapi.tracking import parse_tracking_id
 from tests.conftest import Client, load_event
 from tests.integration.helpers import postback_events
@@ -97,7 +98,7 @@ def assert_every_message_ended(ctx: Context, stack: Stack) -> None:
         if template.single_send_id is None:
             assert str(template.mms_id) in final_for_mms, template.mms_id
     for item in _scan(ctx.sends.table):
-        send = Send.model_validate_json(item["doc"]["S"])
+        send = send_of(item)
         assert send.status is SendStatus.FAILED or send.status is SendStatus.DELIVERED, send
         assert "settle_by" not in item
         assert send.send_id in final_for_send, send.send_id

@@ -411,10 +411,15 @@ def build_submit_req(
     content_type = (
         f'multipart/related; type="application/smil"; start="<{SMIL_CID}>"; boundary="{inner}"'
     )
-    content = _mime_part(
-        [("Content-Type", content_type), ("Content-ID", f"<{CONTENT_CID}>")],
-        _multipart(inner, mm_parts),
-    )
+    return soap_with_attachments(soap, content_type, _multipart(inner, mm_parts), outer)
+
+
+def soap_with_attachments(
+    soap: bytes, content_type: str, content: bytes, boundary: str
+) -> tuple[bytes, str]:
+    """The HTTP body and Content-Type of a SOAP envelope whose Content href names
+    `content` (the MM, of `content_type`): multipart/related, the envelope first."""
+    mm = _mime_part([("Content-Type", content_type), ("Content-ID", f"<{CONTENT_CID}>")], content)
     envelope_part = _mime_part(
         [
             ("Content-Type", 'text/xml; charset="utf-8"'),
@@ -423,8 +428,8 @@ def build_submit_req(
         ],
         soap,
     )
-    body = _multipart(outer, [envelope_part, content])
-    header = f'multipart/related; type="text/xml"; boundary="{outer}"; start="<{SOAP_CID}>"'
+    body = _multipart(boundary, [envelope_part, mm])
+    header = f'multipart/related; type="text/xml"; boundary="{boundary}"; start="<{SOAP_CID}>"'
     return body, header
 
 

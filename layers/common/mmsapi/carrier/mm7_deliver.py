@@ -45,7 +45,6 @@ from mmsapi.carrier.mm7 import (
     _envelope,
     _find,
     _mime,
-    _mime_part,
     _multipart,
     _operation,
     _payload,
@@ -57,6 +56,7 @@ from mmsapi.carrier.mm7 import (
     _text,
     _timestamp,
     international,
+    soap_with_attachments,
 )
 
 
@@ -395,17 +395,4 @@ def build_deliver_req(
         inner_type = (
             f'multipart/related; type="application/smil"; start="<{SMIL_CID}>"; boundary="{inner}"'
         )
-    content = _mime_part(
-        [("Content-Type", inner_type), ("Content-ID", f"<{CONTENT_CID}>")],
-        _multipart(inner, mm),
-    )
-    soap_part = _mime_part(
-        [
-            ("Content-Type", 'text/xml; charset="utf-8"'),
-            ("Content-ID", f"<{SOAP_CID}>"),
-            ("Content-Transfer-Encoding", "8bit"),
-        ],
-        soap,
-    )
-    header = f'multipart/related; type="text/xml"; boundary="{outer}"; start="<{SOAP_CID}>"'
-    return _multipart(outer, [soap_part, content]), header
+    return soap_with_attachments(soap, inner_type, _multipart(inner, mm), outer)

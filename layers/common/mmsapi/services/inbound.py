@@ -20,7 +20,9 @@ Each part's download link (services/mo_links.py) works for LINK_DAYS.
 
 from __future__ import annotations
 
-import secrets
+import base64
+import hashlib
+import hmac
 import string
 import time
 from collections.abc import Mapping
@@ -102,6 +104,27 @@ def _refuse(body: bytes, status: int, details: str) -> Answer:
     return Answer(500 if status == SERVER_ERROR else 200, rsp)
 
 
+def mo_identity(account_id: str, mo: ReceivedDeliver) -> str:
+    """The message's id, the same when the MMSC sends it again (our answer was lost):
+    its parts, postback and links are then the same ones, not a second N401 (a new
+    message that reuses a TransactionID differs in its content, time or sender)."""
+    digest = hashlib.sha256()
+    for value in (account_id, mo.sender, mo.transaction_id, mo.linked_id, mo.subject):
+        digest.update(value.encode("utf-8") + b"\0")
+    digest.update((mo.timestamp.isoformat() if mo.timestamp else "").encode("ascii") + b"\0")
+    for part in mo.parts:
+        digest.update(part.content_type.encode("utf-8") + b"\0")
+        digest.update(hashlib.sha256(part.data).digest())
+    return digest.hexdigest()[:16]
+
+
+def link_secret(account_secret: str, mo_id: str) -> str:
+    """The download links' secret: derived, so that a resent message keeps its links
+    (only its SHA-256 is stored; the postback secret it comes from never leaves us)."""
+    mac = hmac.new(account_secret.encode("utf-8"), b"mo-link\0" + mo_id.encode(), "sha256")
+    return base64.urlsafe_b64encode(mac.digest()[:18]).decode("ascii")
+
+
 def _account(ctx: Context, mo: ReceivedDeliver) -> tuple[Account, str] | None:
     for recipient in mo.recipients:
         account = account_by_shortcode(ctx.accounts, recipient)
@@ -122,9 +145,9 @@ def receive_mms(
     if found is None:
         return _refuse(body, ADDRESS_NOT_FOUND, "no account holds the recipient shortcode")
     account, shortcode = found
-    mo_id = secrets.token_hex(8)
+    mo_id = mo_identity(account.account_id, mo)
     tag(account=account.account_id, tracking_id=mo_tracking_id(mo_id))
-    secret = secrets.token_urlsafe(24)
+    secret = link_secret(account.postback_secret, mo_id)
     expires = int(time.time()) + LINK_DAYS * 86_400
     link_hash = secret_hash(secret)
     inbox = InboxStore(ctx.media.bucket)

@@ -1,8 +1,9 @@
 """Download links of received MMS parts (N401's files), served by the hosted page's route.
 
 A link is `<base>/v/mo.<account>.<mo-id>.<part>.<secret>` (the account id in unpadded
-base64url): no AWS credentials in it. The secret is random per message; the parts
-keep only its sha256 (store/inbox.py), compared in constant time. A link works for
+base64url): no AWS credentials in it. The secret is derived per message (so a resent
+message keeps its links: services/inbound.link_secret); the parts keep only its
+sha256 (store/inbox.py), compared in constant time. A link works for
 LINK_DAYS after the message came; a valid one answers a redirect to a presigned URL
 of the part that works for REDIRECT_SECONDS (the page's media are served the same way).
 

@@ -3,11 +3,12 @@ queue it, answer at once. Delivery runs behind the send queue (services/deliver.
 
 A warm function's sendSavedMMS makes one AWS call (docs/actions.md#sendsavedmms): the
 account comes from a copy under 0.5 s old (store/accounts.py), the ready template from
-this function's copy (store/templates.py), and the send is written in one
-TransactWriteItems with the check that its template is still stored, ready and the
-account's, and with its "queue send" outbox item: the outbox relay (services/outbox.py)
-puts it on the send queue. The tracking-id answered is that of a stored send that will
-reach the queue, or, if the relay fails for good, its end (E999, services/sweep.py).
+this function's copy under 0.5 s old (store/templates.py), and the send is written in
+one TransactWriteItems with its "queue send" outbox item: the outbox relay
+(services/outbox.py) puts it on the send queue. The tracking-id answered is that of a
+stored send that will reach the queue, or, if the relay fails for good, its end (E999,
+services/sweep.py). A template deleted in the copy's half second is never sent: delivery
+reads it again and ends the send with E101 (services/deliver.py).
 """
 
 from __future__ import annotations
@@ -222,24 +223,17 @@ def check_send(
     return send
 
 
-def accept_send(
-    ctx: Context, send: Send, *, waiting: bool = False, template: Template | None = None
-) -> Send:
+def accept_send(ctx: Context, send: Send, *, waiting: bool = False) -> Send:
     """Give the send its id, record it, and queue it (unless it waits for an encoding):
     the send and its "queue send" outbox item in one transaction, so the answer's
     tracking-id names a stored send on its way to the queue.
 
-    With `template` (possibly this function's copy), only while the stored template is
-    still ready and the account's: a template deleted meanwhile is E241 (its deletion
-    came first; a deletion that comes after finds the send accepted)."""
+    The template is not checked again in that write (a ConditionCheck costs a write of
+    the whole template item): one deleted since this function's copy was read (under
+    0.5 s ago) finds the send accepted, and delivery ends it with E101, never sent."""
     send.send_id = send.send_id or ctx.send_ids.next_id()
     send.status = SendStatus.WAITING if waiting else SendStatus.QUEUED
-    requires = None
-    if template is not None:
-        requires = ctx.templates.ready_check(template.mms_id, template.account_id)
-    if not ctx.sends.create(send, queue=not waiting, requires=requires):
-        ctx.templates.cache.forget(send.mms_id)
-        raise ApiError("E241")
+    ctx.sends.create(send, queue=not waiting)
     return send
 
 
@@ -256,7 +250,7 @@ def send_saved(ctx: Context, account: Account, request: SendRequest, *, legacy: 
     send = check_send(
         ctx, account, request, legacy=legacy, template=template, addressing=addressing
     )
-    return accept_send(ctx, send, template=template)
+    return accept_send(ctx, send)
 
 
 def send_new(

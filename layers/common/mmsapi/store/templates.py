@@ -1,9 +1,12 @@
 """The templates table: one item per saved MMS, listed per account newest first.
 
-A warm function keeps the ready templates it read (`ready`): a ready template never
-changes again, except by its deletion. So a send never trusts the copy alone: its write
-carries `ready_check` (the stored template still exists, is ready and is the account's)
-in the same transaction, and a deleted template is refused (E241) however warm the copy.
+A warm function keeps the ready templates it read (`ready`) for CACHE_SECONDS: a ready
+template never changes again, except by its deletion, and a deletion counts within 1
+second in every function, as an account change does (store/accounts.py, issue 10). A
+send is not checked against the stored template when it is written (a ConditionCheck is
+billed as a write of the whole item, up to MAX_ITEM_BYTES): delivery re-reads the
+template consistently, so a send accepted in that half second after a deletion is never
+submitted and ends with its E101 postback (services/deliver.py, docs/actions.md).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final
 
@@ -31,14 +35,23 @@ MAX_ITEM_BYTES = 350_000
 # of stored documents in all (a parsed one takes a few times its JSON in memory).
 CACHE_ENTRIES: Final = 256
 CACHE_BYTES: Final = 8 * 1024 * 1024
+# How long a warm function trusts a ready template it read: well under the 1 second
+# within which a deletion must count everywhere (KEY_CACHE_SECONDS of the accounts).
+CACHE_SECONDS: Final = 0.5
 
 
 class ReadyTemplates:
-    """The least recently used ready templates, bounded in entries and document bytes."""
+    """The least recently used ready templates read under CACHE_SECONDS ago, bounded in
+    entries and document bytes."""
 
-    def __init__(self, entries: int = CACHE_ENTRIES, size: int = CACHE_BYTES) -> None:
-        self.entries, self.size = entries, size
-        self._kept: OrderedDict[int, tuple[Template, int]] = OrderedDict()
+    def __init__(
+        self,
+        entries: int = CACHE_ENTRIES,
+        size: int = CACHE_BYTES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.entries, self.size, self.clock = entries, size, clock
+        self._kept: OrderedDict[int, tuple[Template, int, float]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()  # the local runtime serves requests on threads
 
@@ -47,15 +60,20 @@ class ReadyTemplates:
             found = self._kept.get(mms_id)
             if found is None:
                 return None
+            if self.clock() - found[2] >= CACHE_SECONDS:
+                self._drop(mms_id)  # read again: it may have been deleted since
+                return None
             self._kept.move_to_end(mms_id)
             return found[0]
 
-    def put(self, template: Template, size: int) -> None:
+    def put(self, template: Template, size: int, read_at: float | None = None) -> None:
+        """Keep `template`, as read at `read_at` (this cache's clock; default now)."""
         if size > self.size:
             return
+        when = self.clock() if read_at is None else read_at
         with self._lock:
             self._drop(template.mms_id)
-            self._kept[template.mms_id] = (template, size)
+            self._kept[template.mms_id] = (template, size, when)
             self._bytes += size
             while len(self._kept) > self.entries or self._bytes > self.size:
                 self._drop(next(iter(self._kept)))
@@ -175,35 +193,20 @@ class TemplateStore:
         return Template.model_validate_json(doc), len(doc)
 
     def ready(self, mms_id: int) -> Template | None:
-        """The template: this function's copy if it was ready when read (shared: not to
-        be changed), else as stored now. A send's write must carry ready_check: the
-        copy may have been deleted since."""
+        """The template: this function's copy if it was ready when read under
+        CACHE_SECONDS ago (shared: not to be changed), else as stored now. The copy may
+        have been deleted since: delivery reads the template again before it sends."""
         cached = self.cache.get(mms_id)
         if cached is not None:
             return cached
+        read_at = self.cache.clock()  # before the read: the copy is as old as its read
         found = self._read(mms_id)
         if found is None:
             return None
         template, size = found
         if template.status is TemplateStatus.READY:
-            self.cache.put(template, size)
+            self.cache.put(template, size, read_at)
         return template
-
-    def ready_check(self, mms_id: int, account_id: str) -> dict[str, Any]:
-        """The TransactWriteItems part that holds only while the template exists, is
-        ready and is the account's (a deletion marks it deleting first)."""
-        return {
-            "ConditionCheck": {
-                "TableName": self.table,
-                "Key": {"mms_id": {"N": str(mms_id)}},
-                "ConditionExpression": "#s = :ready AND account_id = :a",
-                "ExpressionAttributeNames": {"#s": "status"},
-                "ExpressionAttributeValues": {
-                    ":ready": {"S": TemplateStatus.READY.value},
-                    ":a": {"S": account_id},
-                },
-            }
-        }
 
     def mark_deleting(self, mms_id: int, account_id: str) -> bool:
         """Hide a template from every reader before its files go; False if not the account's."""
