@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import json
 import logging
 import shutil
 import threading
-import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -76,20 +76,32 @@ class LocalState:
         """Write the snapshot (one at a time: the periodic one and the final one)."""
         with self._lock:
             for logical_id, table in self._resources(TABLE):
-                self._save_table(logical_id, table)
+                self._saving(self._save_table, logical_id, table)
             for logical_id, bucket in self._resources(BUCKET):
-                self._save_bucket(logical_id, bucket)
+                self._saving(self._save_bucket, logical_id, bucket)
+
+    @staticmethod
+    def _saving(save: Callable[[str, str], None], logical_id: str, name: str) -> None:
+        # One resource's failure (a scan racing a writer in the emulator) leaves its last
+        # snapshot in place and the others are still saved; the next tick tries again.
+        try:
+            save(logical_id, name)
+        except Exception:
+            log.warning("could not save %s now; its last snapshot stays", logical_id)
 
     def _save_table(self, logical_id: str, table: str) -> None:
         path = self.root / "dynamodb" / f"{logical_id}.jsonl"
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial")
         pages = self.client("dynamodb").get_paginator("scan").paginate(TableName=table)
-        with partial.open("w", encoding="utf-8") as out:
-            for page in pages:
-                for item in page["Items"]:
-                    out.write(json.dumps(_wire(item), separators=(",", ":")) + "\n")
-        partial.replace(path)
+        try:
+            with partial.open("w", encoding="utf-8") as out:
+                for page in pages:
+                    for item in page["Items"]:
+                        out.write(json.dumps(_wire(item), separators=(",", ":")) + "\n")
+            partial.replace(path)
+        finally:
+            partial.unlink(missing_ok=True)  # a failed scan leaves the last snapshot only
 
     def _save_bucket(self, logical_id: str, bucket: str) -> None:
         s3 = self.client("s3")
@@ -104,17 +116,24 @@ class LocalState:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
             for summary in page.get("Contents", []):
                 key, etag = summary["Key"], summary["ETag"]
-                name = urllib.parse.quote(key, safe="")
+                name = hashlib.sha256(key.encode("utf-8")).hexdigest()  # any key, 64 chars
                 if kept.get(key, {}).get("etag") == etag and (objects / name).exists():
                     manifest[key] = kept[key]
                     continue
                 with contextlib.suppress(s3.exceptions.NoSuchKey):
                     got = s3.get_object(Bucket=bucket, Key=key)
-                    (objects / name).write_bytes(got["Body"].read())
+                    # A new file then a rename: a crash never leaves half an object.
+                    partial = objects / f"{name}.partial"
+                    try:
+                        partial.write_bytes(got["Body"].read())
+                        partial.replace(objects / name)
+                    finally:
+                        partial.unlink(missing_ok=True)
                     manifest[key] = {
                         "etag": etag,
                         "file": name,
                         "content_type": got.get("ContentType", "binary/octet-stream"),
+                        "content_disposition": got.get("ContentDisposition", ""),
                         "metadata": got.get("Metadata", {}),
                     }
         for key, entry in kept.items():
@@ -166,12 +185,14 @@ class LocalState:
             source = directory / "objects" / entry["file"]
             if not source.exists():
                 continue
+            disposition = entry.get("content_disposition")
             s3.put_object(
                 Bucket=bucket,
                 Key=key,
                 Body=source.read_bytes(),
                 ContentType=entry["content_type"],
                 Metadata=entry["metadata"],
+                **({"ContentDisposition": disposition} if disposition else {}),
             )
             count += 1
         return count

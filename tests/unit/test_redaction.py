@@ -65,6 +65,20 @@ def test_view_tokens_keep_their_send_id_only(line: str) -> None:
     assert "123." in redacted
 
 
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"GET /v/mo.ZGVtbw.0123456789abcdef.2.{VIEW} -> 302 (3 ms)",
+        f"<file>https://mms.example.com/v/mo.ZGVtbw.0123456789abcdef.1.{VIEW}</file>",
+        f"GET %2Fv%2Fmo.ZGVtbw.0123456789abcdef.1.{VIEW}",
+    ],
+)
+def test_received_mms_file_links_keep_all_but_their_secret(line: str) -> None:
+    redacted = redact(line)
+    assert VIEW not in redacted
+    assert "mo.ZGVtbw.0123456789abcdef." in redacted
+
+
 def test_ordinary_lines_are_left_alone() -> None:
     line = "answered action=saveMMS account=4f2a mms-id=17 tracking-id=abc.def host=example.com"
     assert redact(line) == line

@@ -195,6 +195,35 @@ def test_urls_lose_their_query_and_secrets_everywhere_in_a_document(daemon: Daem
     assert b"k3y-v4lue" not in raw
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://h.example.com/p?x=1\u00e9&token2=LEAK",  # JSON would escape the é
+        'https://h.example.com/p?x="q"&token2=LEAK',  # and the quote
+        "/pb?access_token=LEAK",  # a path without its scheme and host
+    ],
+)
+def test_a_query_is_cut_wherever_json_would_escape_it(daemon: Daemon, url: str) -> None:
+    provider = provider_for(daemon)
+    with provider.in_subsegment("## handler") as handler:
+        handler.put_metadata("request", {"url": url.replace("\\u00e9", "\u00e9")})
+    raw = b"".join(daemon.datagrams())
+    assert b"LEAK" not in raw
+    assert b"/p" in raw or b"/pb" in raw
+
+
+def test_metadata_nested_without_end_never_fails_the_function(daemon: Daemon) -> None:
+    deep: list[object] = []
+    for _ in range(5_000):
+        deep = [deep]
+    provider = provider_for(daemon)
+    with provider.in_subsegment("## handler") as handler:
+        handler.put_metadata("handler response", deep)
+        handler.put_annotation("tracking_id", "TU1T")
+    [doc] = daemon.documents()
+    assert doc["annotations"] == {"tracking_id": "TU1T"}
+
+
 @pytest.fixture
 def recording(daemon: Daemon) -> Iterator[xray.XRayProvider]:
     provider = provider_for(daemon)

@@ -30,7 +30,14 @@ _OPEN: Final = r"(?:<|%3C|&lt;)"
 _CLOSE: Final = r"(?:>|%3E|&gt;)"
 
 _RULES: Final[tuple[tuple[re.Pattern[str], str], ...]] = (
-    # View links and tokens: /v/<send-id>.<secret> keeps the send id.
+    # View links and tokens: /v/<send-id>.<secret> keeps the send id; a received MMS's
+    # file link /v/mo.<account>.<mo-id>.<part>.<secret> keeps all but its secret.
+    (
+        re.compile(
+            r"((?:/|%2F)v(?:/|%2F)mo\.[A-Za-z0-9_-]+\.[0-9a-f]+\.[0-9]+\.)[A-Za-z0-9_-]+", re.I
+        ),
+        rf"\g<1>{REDACTED}",
+    ),
     (re.compile(r"((?:/|%2F)v(?:/|%2F)[0-9]+\.)[A-Za-z0-9_-]+", re.I), rf"\g<1>{REDACTED}"),
     (re.compile(r"""(["']token["']\s*:\s*["'][0-9]+\.)[^"']*""", re.I), rf"\g<1>{REDACTED}"),
     # XML elements, raw, escaped or percent-encoded (a legacy GET's XMLDATA).

@@ -64,8 +64,11 @@ _KEY_CHARS: Final = re.compile(r"[^A-Za-z0-9_]")
 _MAX_ANNOTATIONS: Final = 50
 _MAX_FRAMES: Final = 30
 # A URL's query is never sent (tokens, presigned signatures): everything from "?" to the
-# end of the URL, wherever a URL stands in the document (metadata included).
-_URL_QUERY: Final = re.compile(r"""(https?://[^\s"'<>?#\\]*)\?[^\s"'<>#\\]*""", re.I)
+# end of a URL or an absolute path, in every string of the document (metadata included),
+# cut before the document is serialised (JSON escapes would hide where a URL ends).
+_URL_QUERY: Final = re.compile(r"""((?:https?://|(?<![\w/])/)[^\s"'<>?#]*)\?[^\s<>#]*""", re.I)
+# Metadata nested deeper than this is cut (a document is a few levels deep).
+_MAX_DEPTH: Final = 16
 
 TRACE_ID: Final = re.compile(r"^1-[0-9a-f]{8}-[0-9a-f]{24}$")
 ENTITY_ID: Final = re.compile(r"^[0-9a-f]{16}$")
@@ -135,7 +138,11 @@ class Emitter:
         self._lock = threading.Lock()
 
     def send(self, document: Mapping[str, Any]) -> bool:
-        data = _encode(document)
+        try:
+            data = _encode(document)
+        except Exception as exc:  # never the function's failure: the document is dropped
+            self._drop(f"not encoded: {exc!r}", document)
+            return False
         if data is None:
             self._drop("over 64 kB even without metadata and stack", document)
             return False
@@ -169,6 +176,22 @@ class Emitter:
                 self._socket = None
 
 
+def _cut(value: Any, depth: int = 0) -> Any:
+    """The value with every string's URL queries cut, anything else as its str, and
+    nothing nested deeper than _MAX_DEPTH."""
+    if isinstance(value, str):
+        return _URL_QUERY.sub(r"\1", value)
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if depth >= _MAX_DEPTH:
+        return "[too deep]"
+    if isinstance(value, Mapping):
+        return {str(k): _cut(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_cut(v, depth + 1) for v in value]
+    return _URL_QUERY.sub(r"\1", str(value))
+
+
 def _encode(document: Mapping[str, Any]) -> bytes | None:
     """The document as sent: redacted, URL queries cut, within MAX_DOCUMENT (metadata,
     then the exception stacks, go first when it is too large)."""
@@ -187,10 +210,10 @@ def _encode(document: Mapping[str, Any]) -> bytes | None:
         attempts.append(bare)
     for attempt in attempts:
         try:
-            text = json.dumps(attempt, default=str, separators=(",", ":"), allow_nan=False)
-        except (TypeError, ValueError):  # NaN or a cycle in metadata: try without it
+            text = json.dumps(_cut(attempt), separators=(",", ":"), allow_nan=False)
+        except (TypeError, ValueError, RecursionError):  # NaN, a cycle: try without metadata
             continue
-        data = _URL_QUERY.sub(r"\1", redact(text)).encode("utf-8")
+        data = redact(text).encode("utf-8")
         if len(data) <= MAX_DOCUMENT:
             return data
     return None
