@@ -22,6 +22,7 @@ from moto import mock_aws
 from benchmarks.aws_calls import by_table, counting
 from benchmarks.common import BENCH_KEY as KEY
 from benchmarks.common import quiet_environment, sending_stack, set_limits
+from benchmarks.goals import Figure, record
 from mmsapi.models import RateLimits
 from mmsapi.services import api, idempotency
 from mmsapi.services.api import handle
@@ -148,6 +149,10 @@ def run(requests: int) -> None:
         print(f"{'scenario':<28} {'calls/req':>10} {'ms/req':>8} {'refused':>8}")
         for name, calls, ms, refused in rows:
             print(f"{name:<28} {calls:10.3f} {ms:8.2f} {refused:8.0%}")
+        record(
+            Figure("rate limits: AWS calls per request, defaults, 50 req/s", rows[0][1], 0.1),
+            Figure("rate limits: AWS calls per request, most of all", max(r[1] for r in rows), 1),
+        )
 
         set_limits(ctx, aid, RateLimits(throughput={"sendSavedMMS": 10_000}))
         with own_limiter(RateLimiter()):  # real time, as fast as it goes: no limit met

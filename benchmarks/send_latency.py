@@ -27,6 +27,7 @@ from benchmarks.common import (
     set_limits,
     timed_requests,
 )
+from benchmarks.goals import Figure, record
 from local import dynamodb
 from mmsapi.models import RateLimits
 from mmsapi.services.api import handle
@@ -61,6 +62,14 @@ def run(requests: int) -> None:
     _line(f"{requests / wall:8.1f}", times, calls, requests)
     print(f"the account's default limits, {paced} sends at {PACED_PER_SECOND}/s:")
     _line(f"{'paced':>8}", paced_times, paced_calls, paced)
+    record(
+        Figure("warm sendSavedMMS: AWS calls per send (burst)", sum(calls.values()) / requests, 2),
+        Figure(
+            f"warm sendSavedMMS: AWS calls per send (default limits, {PACED_PER_SECOND}/s)",
+            sum(paced_calls.values()) / paced,
+            2,
+        ),
+    )
 
 
 def _paced(ctx: Context, body: bytes, requests: int) -> tuple[list[float], Counter[str]]:
