@@ -319,3 +319,183 @@ def test_a_deliver_req_sent_again_is_the_same_message(
     assert mm7_status(post(*reply("join"))) == "1000"
     listed = boto3.client("s3").list_objects_v2(Bucket=stack.physical["MediaBucket"], Prefix="mo/")
     assert listed["KeyCount"] == 6
+
+
+def mo_keys(stack: Stack) -> list[str]:
+    return sorted(k for k in bucket_keys(stack) if k.startswith("mo/"))
+
+
+def text_reply(charset: str) -> tuple[bytes, str]:
+    part = MessagePart(
+        content_id="t.txt", content_type=f"text/plain; charset={charset}", filename="t.txt",
+        data=b"yes \xff",
+    )  # fmt: skip
+    return build_deliver_req(
+        sender=f"+{PHONE}", recipient="28444", parts=[part], transaction_id="tx-9"
+    )
+
+
+def test_a_text_in_a_charset_that_cannot_replace_is_received(
+    inbox: Client, stack: Stack, httpserver: HTTPServer
+) -> None:
+    # Given a text labelled idna (its decoder raises on errors='replace')
+    result = post(*text_reply("idna"))
+    # Then it is received as UTF-8: DeliverRsp 1000 and an N401 with its keyword
+    assert (result["statusCode"], mm7_status(result)) == (200, "1000")
+    [(body, _)] = deliver_postbacks(stack, httpserver)
+    assert etree.fromstring(body).findtext("keyword") == "yes"
+
+
+def test_any_failure_after_reading_is_answered_3000_and_removes_what_was_written(
+    inbox: Client, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an outbox write that fails with something that is not a DomainError
+    def broken(_self: OutboxStore, _postback: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(OutboxStore, "put", broken)
+    # When a reply comes, Then the MMSC is asked to send it again, and nothing stays
+    result = post(*reply())
+    assert (result["statusCode"], mm7_status(result)) == (500, "3000")
+    assert mo_keys(stack) == []
+
+
+def test_a_storage_failure_finding_the_account_is_answered_3000(
+    inbox: Client, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unavailable(*_args: object) -> None:
+        raise DomainError("shortcode read failed: throttled")
+
+    monkeypatch.setattr("mmsapi.services.inbound.account_by_shortcode", unavailable)
+    result = post(*reply())
+    assert (result["statusCode"], mm7_status(result)) == (500, "3000")
+    assert mo_keys(stack) == []
+
+
+def test_a_resend_whose_postback_fails_keeps_the_first_delivery_s_parts(
+    inbox: Client, stack: Stack, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a reply stored and told (N401 delivered with its links)
+    req = reply()
+    assert mm7_status(post(*req)) == "1000"
+    [(first, _)] = deliver_postbacks(stack, httpserver)
+    stored = mo_keys(stack)
+    assert len(stored) == 3
+    # When the MMSC sends it again (our answer was lost) and the outbox write fails
+    with monkeypatch.context() as patch:
+
+        def refuse(_self: OutboxStore, _postback: object) -> None:
+            raise DomainError("postback write failed: throttled")
+
+        patch.setattr(OutboxStore, "put", refuse)
+        assert mm7_status(post(*req)) == "3000"
+    # Then the first delivery's parts are still there and its links download
+    assert mo_keys(stack) == stored
+    links = [str(f.text) for f in etree.fromstring(first).iter("file")]
+    assert follow(links[1]).content == PICTURE
+    # And a third sending succeeds: the same N401 (same postback id) is put again
+    assert mm7_status(post(*req)) == "1000"
+    [event] = postback_events(stack)
+    assert event["postback_id"].startswith("mo-")
+    assert event["detail"]["fields"]["content"] == links
+    assert mo_keys(stack) == stored
+
+
+def test_a_resend_after_a_secret_rotation_keeps_the_first_links_working(
+    inbox: Client, stack: Stack, httpserver: HTTPServer
+) -> None:
+    # Given a reply stored and told
+    req = reply()
+    assert mm7_status(post(*req)) == "1000"
+    [first] = postback_events(stack)
+    links = first["detail"]["fields"]["content"]
+    # When the account's postback secret is rotated, then the MMSC sends the reply again
+    account_id = inbox.account.account_id
+    set_postback(inbox.ctx.accounts, account_id, httpserver.url_for("/pb"), new_secret=True)
+    assert mm7_status(post(*req)) == "1000"
+    # Then the parts are not rewritten: the first N401's links still download
+    [again] = postback_events(stack)
+    assert again["postback_id"] == first["postback_id"]
+    assert mo_keys(stack) == sorted(
+        f"mo/{account_id}/{link.rsplit('.', 3)[1]}/{n}" for n, link in enumerate(links, 1)
+    )
+    assert all(view_status(link.rsplit("/v/", 1)[1]) == 302 for link in links)
+    assert follow(links[1]).content == PICTURE
+
+
+def test_a_deliver_req_whose_soap_part_is_not_first_is_answered_as_one(
+    inbox: Client, stack: Stack
+) -> None:
+    # Given a DeliverReq whose SOAP part comes after a 70 KB part (past any sniffing)
+    body, content_type = reply()
+    outer = content_type.split('boundary="', 1)[1].split('"', 1)[0].encode()
+    mark = b"--" + outer
+    head, soap_part, mm_part, tail = body.split(mark)
+    filler = b"\r\nContent-Type: application/octet-stream\r\n\r\n" + b"f" * 70_000 + b"\r\n"
+    late = head + mark + filler + mark + mm_part + mark + soap_part + mark + tail
+    # Then it is received (it was taken for a delivery report: HTTP 400)
+    result = post(late, content_type)
+    assert (result["statusCode"], mm7_status(result)) == (200, "1000")
+    assert len(mo_keys(stack)) == 3
+
+
+# The fuzz tests' generous CPU bound (tests/integration/test_fuzz.py): the scan makes
+# the worst request allowed cost a fraction of it, where 20,000 Content-Type parameters
+# cost 7 s and 80,000 parts behind boundary*0= 13.7 s before the scan.
+CPU_BOUND_SECONDS = 2.0
+
+
+def _leafy(headers: bytes, data: bytes, copies: int, declaration: bytes) -> tuple[bytes, str]:
+    """A reply whose MM is `copies` leaves with `headers`, under `declaration`."""
+    body, content_type = reply()
+    outer = content_type.split('boundary="', 1)[1].split('"', 1)[0].encode()
+    mark = b"--" + outer
+    head, soap_part, _mm, tail = body.split(mark)
+    leaves = (b"--zz\r\n" + headers + b"\r\n\r\n" + data + b"\r\n") * copies
+    mm = b"\r\nContent-ID: <mm7-content>\r\nContent-Type: multipart/mixed; " + declaration
+    mm += b"\r\n\r\n" + leaves + b"--zz--\r\n"
+    return head + mark + soap_part + mark + mm + mark + tail, content_type
+
+
+@pytest.mark.parametrize(
+    ("headers", "data", "copies", "declaration", "status"),
+    [
+        # the worst allowed: 30 parts, each a 2 KB Content-Type of 20 parameters
+        (b"Content-Type: text/plain; " + b"; ".join(b"p%d=v" % n for n in range(20))
+         + b"a" * 1850, b"x", 30, b'boundary="zz"', "2003"),
+        # just refused: one parameter more; a 2 KB line more; the review's probes
+        (b"Content-Type: text/plain; " + b"; ".join(b"p%d=v" % n for n in range(21)),
+         b"x", 30, b'boundary="zz"', "2004"),
+        (b"Content-Type: text/plain; " + b"; ".join(b"p%d=v" % n for n in range(20_000)),
+         b"x", 1, b'boundary="zz"', "2004"),
+        (b"Content-Type: text/plain", b"x", 80_000, b'boundary*0="zz"', "2004"),
+        (b"Content-Type: text/plain", b"x", 80_000, b"boundary*=us-ascii''zz", "2004"),
+    ],
+    ids=["worst-allowed", "one-param-more", "20000-params", "2231-parts", "2231-charset-parts"],
+)  # fmt: skip
+def test_hostile_headers_cost_bounded_cpu_through_the_route(
+    inbox: Client, stack: Stack, headers: bytes, data: bytes, copies: int, declaration: bytes,
+    status: str,
+) -> None:  # fmt: skip
+    body, content_type = _leafy(headers, data, copies, declaration)
+    body = body.replace(b"<ShortCode>28444<", b"<ShortCode>99999<")  # no account: no writes
+    start = time.thread_time()
+    result = post(body, content_type)
+    cpu = time.thread_time() - start
+    assert mm7_status(result) == status
+    assert cpu < CPU_BOUND_SECONDS, f"{cpu:.2f} s of CPU"
+    print(f"{len(body)} bytes, {status}: {cpu:.3f} s CPU")
+
+
+def test_a_hostile_body_that_is_no_deliver_req_is_bounded_too(inbox: Client) -> None:
+    # Given a body naming no DeliverReq, with 20,000 Content-Type parameters (7 s to parse)
+    body, content_type = _leafy(
+        b"Content-Type: text/plain; " + b"; ".join(b"p%d=v" % n for n in range(20_000)),
+        b"x", 1, b'boundary="zz"',
+    )  # fmt: skip
+    body = body.replace(b"DeliverReq", b"SomethingReq")
+    start = time.thread_time()
+    result = post(body, content_type)
+    # Then it is refused as no delivery report, unparsed
+    assert result["statusCode"] == 400
+    assert time.thread_time() - start < CPU_BOUND_SECONDS

@@ -166,12 +166,14 @@ def test_mms_id_checks(client: Client, mms_id: str | None, code: str) -> None:
 
 
 def test_another_accounts_template_is_e241(client: Client) -> None:
+    # (a shortcode belongs to one account: the other sends from its own)
     _, other_key = create_account(
-        client.ctx.accounts, "other", shortcodes=[Shortcode(code="28444")], service_id="12345"
+        client.ctx.accounts, "other", shortcodes=[Shortcode(code="28555")], service_id="12345"
     )
     mms_id = saved(client)
     client.api_key = other_key
-    assert answer(client.post(send_xml(client, mms_id)))["error-code"] == "E241"
+    sent = client.post(send_xml(client, mms_id, {"from": "28555"}))
+    assert answer(sent)["error-code"] == "E241"
 
 
 def test_custom_text_must_name_a_slide_and_fit(client: Client) -> None:

@@ -6,11 +6,21 @@ the hostile ones are such requests broken on purpose, or written by hand.
 
 from __future__ import annotations
 
+import email.policy
+from datetime import UTC, datetime
+
 import pytest
 from lxml import etree
 
+from mmsapi.carrier import mm7
 from mmsapi.carrier.message import MessagePart
-from mmsapi.carrier.mm7 import NAMESPACES, STATUS_TABLE, Version
+from mmsapi.carrier.mm7 import (
+    NAMESPACES,
+    STATUS_TABLE,
+    MMStatus,
+    Version,
+    build_delivery_report_req,
+)
 from mmsapi.carrier.mm7_deliver import (
     ADDRESS_NOT_FOUND,
     BOUNDS,
@@ -24,6 +34,7 @@ from mmsapi.carrier.mm7_deliver import (
     ReceivedDeliver,
     build_deliver_req,
     build_deliver_rsp,
+    is_deliver_req,
     looks_like_deliver_req,
     parse_deliver_req,
     sniff_transaction_id,
@@ -225,3 +236,169 @@ def test_the_keyword_is_the_first_word_of_the_subject_or_the_text(
     subject: str, text: str, keyword: str
 ) -> None:
     assert keyword_of(_mo(subject, text), ["yes", "join"]) == keyword
+
+
+# ---- hostile headers: bounded before the MIME parser reads them ---------------------
+
+
+def _with_leaf(headers: bytes, data: bytes = b"yes", inner: bytes = b"") -> tuple[bytes, str]:
+    """A DeliverReq whose MM is multipart/mixed (boundary zz, or `inner`'s declaration)
+    holding `data` with `headers`."""
+    body, content_type = request(mixed=True)
+    soap = body.split(b"\r\n--", 1)[0]
+    outer = content_type.split('boundary="', 1)[1].split('"', 1)[0].encode()
+    mm = (
+        b"Content-ID: <mm7-content>\r\nContent-Type: "
+        + (inner or b'multipart/mixed; boundary="zz"')
+        + b"\r\n\r\n--zz\r\n"
+        + headers
+        + b"\r\n\r\n"
+        + data
+        + b"\r\n--zz--"
+    )
+    return soap + b"\r\n--" + outer + b"\r\n" + mm + b"\r\n--" + outer + b"--\r\n", content_type
+
+
+def _filled(prefix: bytes, unit: bytes, size: int, sep: bytes = b" ") -> bytes:
+    """`prefix` and `unit`s up to `size` bytes."""
+    count = (size - len(prefix)) // (len(sep) + len(unit))
+    return prefix + (sep + unit) * count
+
+
+_PARAMS = b"Content-Type: text/plain; charset=utf-8; " + b"; ".join(
+    b"p%d=v" % n for n in range(BOUNDS.header_params - 1)
+)
+_LINE_BYTES = BOUNDS.header_line_bytes
+# Each the worst a bound allows (as long, as many parameters, words, comments as can be).
+WORST_ALLOWED: dict[str, bytes] = {
+    "params": _filled(_PARAMS, b"a", _LINE_BYTES, b""),
+    "comments": _PARAMS + b" (c)" * BOUNDS.header_params,
+    "encoded-words": b"Content-Type: text/plain\r\nContent-ID: "
+    + b"=?utf-8?q?a?=" * ((_LINE_BYTES - 12) // 13),
+    "quoted": b'Content-Type: text/plain; name="' + b"\\a" * ((_LINE_BYTES - 40) // 2) + b'"',
+    "words": _filled(b"Content-Type: text/plain;", b"x", _LINE_BYTES)[
+        : len(b"Content-Type: text/plain;") + 2 * (BOUNDS.header_words - 2)
+    ],
+}
+# Each one step over a bound.
+JUST_REFUSED: dict[str, bytes] = {
+    "params": _PARAMS + b"; p=v; q=v",
+    "line": b"Content-Type: text/plain; name=" + b"a" * _LINE_BYTES,
+    "folded-line": b"Content-Type: text/plain; name=" + b"a\r\n a" * (_LINE_BYTES // 2),
+    "block": b"Content-Type: text/plain\r\n"
+    + b"\r\n".join(b"X-H%d: v" % n for n in range(BOUNDS.header_block_bytes // 8)),
+    "words": b"Content-Type: text/plain; name=" + b" x" * BOUNDS.header_words,
+    "comments": b"Content-Type: text/plain " + b"(" * 1000 + b")" * 1000,
+    "encoded-words": b"Content-Type: text/plain\r\nContent-ID: " + b"=?utf-8?q?a?= " * 150,
+    "message": b"Content-Type: message/rfc822",
+    "message-comment": b"Content-Type: message (x) /rfc822",
+    "digest": b"Content-Type: multipart/digest; boundary=yy",
+    "boundary-2231": b"Content-Type: multipart/mixed; boundary*0=yy",
+    "boundary-2231-charset": b"Content-Type: multipart/mixed; boundary*=us-ascii''yy",
+}
+
+
+@pytest.fixture
+def header_parser_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every header value Python's (superlinear) header parser is given."""
+    given: list[str] = []
+    fetch = email.policy.EmailPolicy.header_fetch_parse
+
+    def recording(self: email.policy.EmailPolicy, name: str, value: str) -> object:
+        given.append(value)
+        return fetch(self, name, value)
+
+    monkeypatch.setattr(email.policy.EmailPolicy, "header_fetch_parse", recording)
+    return given
+
+
+@pytest.mark.parametrize("name", sorted(JUST_REFUSED))
+def test_headers_over_a_bound_are_refused_before_the_mime_parser_runs(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a header one step over a bound, and a MIME parser that must not run
+    def never(*_args: object) -> None:
+        raise AssertionError("the MIME parser ran")
+
+    monkeypatch.setattr(mm7, "_mime", never)
+    body, content_type = _with_leaf(JUST_REFUSED[name])
+    # Then it is refused (2004) by the scan alone
+    assert refused(body, content_type) == CONTENT_REFUSED
+
+
+@pytest.mark.parametrize("name", sorted(WORST_ALLOWED))
+def test_the_worst_headers_allowed_are_read_and_the_parser_sees_only_bounded_values(
+    name: str, header_parser_calls: list[str]
+) -> None:
+    # Given the worst header a bound allows, in each of the most parts allowed
+    headers = WORST_ALLOWED[name]
+    leaf = b"--zz\r\n" + headers + b"\r\n\r\nyes\r\n"
+    count = min(BOUNDS.parts, (BOUNDS.header_bytes - 1000) // (len(headers) + 4)) - 1
+    body, content_type = _with_leaf(headers)
+    at = body.index(b"--zz\r\n")
+    body = body[:at] + leaf * count + body[at:]
+    # When it is read, Then every part is there
+    assert len(parse_deliver_req(body, content_type).parts) == count + 1
+    # And the header parser was given only values within the bounds, a bounded number
+    # of times: its work is bounded whatever its cost per byte
+    assert max(len(v) for v in header_parser_calls) <= BOUNDS.header_line_bytes
+    assert max(v.count(";") for v in header_parser_calls) <= BOUNDS.header_params
+    # (each value is parsed again on each look-up: 8 to 10 times a part in practice)
+    assert len(header_parser_calls) <= 10 * (BOUNDS.parts + BOUNDS.multiparts)
+    assert sum(map(len, header_parser_calls)) <= 10 * BOUNDS.header_bytes
+
+
+@pytest.mark.parametrize("declaration", [b'boundary*0="zz"', b"boundary*=us-ascii''zz"])
+def test_a_flood_of_parts_behind_an_rfc_2231_boundary_is_refused(declaration: bytes) -> None:
+    # Given 80,000 parts under a boundary _BOUNDARY cannot see (the review's probe)
+    inner = b"multipart/mixed; " + declaration
+    flood = b"x\r\n--zz\r\nContent-Type: text/plain\r\n\r\n" * 80_000
+    body, content_type = _with_leaf(b"Content-Type: text/plain", flood + b"x", inner)
+    assert refused(body, content_type) == CONTENT_REFUSED
+
+
+def test_lines_starting_with_two_dashes_are_bounded_whatever_the_boundaries() -> None:
+    # Given a text whose lines start with "--" (no declared boundary): allowed up to the bound
+    allowed = b"\r\n".join(b"-- line" for _ in range(BOUNDS.dash_lines - 10))
+    body, content_type = _with_leaf(b"Content-Type: text/plain", allowed)
+    assert parse_deliver_req(body, content_type).parts[0].data.count(b"-- line") == len(
+        allowed.split(b"\r\n")
+    )
+    flood = b"\n".join(b"--" for _ in range(BOUNDS.dash_lines))
+    body, content_type = _with_leaf(b"Content-Type: text/plain", flood)
+    assert refused(body, content_type) == CONTENT_REFUSED
+
+
+@pytest.mark.parametrize("charset", ["idna", "punycode", "undefined", "base64", "rot13", "nope"])
+def test_a_text_in_a_charset_that_cannot_replace_is_read_as_utf_8(charset: str) -> None:
+    # Given a text part labelled with a codec that raises on errors='replace', or no text codec
+    headers = f"Content-Type: text/plain; charset={charset}".encode()
+    body, content_type = _with_leaf(headers, b"\xffyes please")
+    # When it is read, Then its text is UTF-8 with what cannot be read replaced
+    mo = parse_deliver_req(body, content_type)
+    assert mo.parts[0].content_type == "text/plain; charset=utf-8"
+    assert mo.first_text == "\ufffdyes please"
+    assert keyword_of(mo, ["yes"]) == ""  # "\ufffdyes" is not "yes"
+
+
+def _soap_after(filler_bytes: int) -> tuple[bytes, str]:
+    """A DeliverReq whose SOAP part comes after the MM and a filler part."""
+    body, content_type = request()
+    outer = content_type.split('boundary="', 1)[1].split('"', 1)[0].encode()
+    head, soap_part, mm_part, tail = body.split(b"--" + outer)
+    filler = b"\r\nContent-Type: application/octet-stream\r\n\r\n" + b"f" * filler_bytes + b"\r\n"
+    mark = b"--" + outer
+    return head + mark + filler + mark + mm_part + mark + soap_part + mark + tail, content_type
+
+
+def test_a_deliver_req_whose_soap_part_starts_late_is_still_a_deliver_req() -> None:
+    body, content_type = _soap_after(70_000)
+    assert not looks_like_deliver_req(body)  # the cheap sniff misses it
+    assert is_deliver_req(body, content_type)
+    assert parse_deliver_req(body, content_type).first_text == "yes"
+    # while a delivery report is not one
+    report, report_type = build_delivery_report_req(
+        transaction_id="tx-1", message_id="m-1", recipient="+14082257140", sender="28444",
+        mm_status=MMStatus.RETRIEVED, date=datetime.now(UTC),
+    )  # fmt: skip
+    assert not is_deliver_req(report, report_type)

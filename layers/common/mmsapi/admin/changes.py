@@ -367,7 +367,7 @@ SETTINGS: Final[tuple[Setting[Any], ...]] = (
     Setting(
         "--add-shortcode",
         "send from this shortcode, CODE[:COUNTRY[:default]] (e.g. 28444:US); "
-        "an existing code is replaced",
+        "an existing code is replaced; refused while another account holds it",
         parse_shortcode,
         _add_shortcode,
         "SHORTCODE",

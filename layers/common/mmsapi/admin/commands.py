@@ -14,6 +14,7 @@ from mmsapi.admin import show, trace
 from mmsapi.admin.changes import parse_change
 from mmsapi.models import Account, Dialect
 from mmsapi.services.accounts import (
+    InvalidInputError,
     create_account,
     parse_shortcode,
     rotate_key,
@@ -24,6 +25,7 @@ from mmsapi.services.accounts import (
 )
 from mmsapi.store.accounts import AccountStore
 from mmsapi.store.sends import SendStore
+from mmsapi.store.shortcodes import ShortcodeHeldError
 
 Command = Callable[[AccountStore, argparse.Namespace], None]
 
@@ -67,7 +69,11 @@ def check_update(args: argparse.Namespace) -> None:
 
 
 def update(store: AccountStore, args: argparse.Namespace) -> None:
-    account = found(store.change(args.account_id, args.change), args.account_id)
+    try:
+        changed = store.change(args.account_id, args.change)
+    except ShortcodeHeldError as exc:  # a shortcode belongs to one account
+        raise InvalidInputError(str(exc)) from exc
+    account = found(changed, args.account_id)
     print(show.as_text(account))
     print("(in force from the next request)")
 
@@ -112,7 +118,19 @@ def postback(store: AccountStore, args: argparse.Namespace) -> None:
 def backfill(store: AccountStore, _args: argparse.Namespace) -> None:
     """Once, after upgrading a stack made before the lookup tables: without their items,
     old keys would be refused (E104) and reports for messages in flight unmatched."""
-    print(f"{store.backfill_keys()} API key lookup items written")
+    done = store.backfill_keys()
+    print(f"{done.keys} API key lookup items written")
+    print(f"{done.shortcodes} shortcode lookup items written")
+    for contested in done.contested:
+        holders = ", ".join(f"{a.account_id} ({a.name})" for a in contested.holders)
+        ids = {a.account_id for a in contested.holders}
+        routed = contested.routed_to if contested.routed_to in ids else None
+        print(
+            f"shortcode {contested.code} is held by {len(contested.holders)} accounts: "
+            f"{holders}; its MO goes to {routed or 'none of them (refused)'}. "
+            "Remove it from all but one "
+            f"(update ID --remove-shortcode {contested.code}), then run backfill-lookups again"
+        )
     found_sends = SendStore().backfill_carrier_messages()
     print(f"{found_sends} carrier message lookup items written")
 

@@ -20,6 +20,7 @@ cannot be read or is out of bounds raises DeliverError with the MM7 status to an
 
 from __future__ import annotations
 
+import codecs
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -72,6 +73,16 @@ class Bounds:
     multiparts: int = 6  # multipart entities in the whole body (the envelope's included)
     depth: int = 3  # the body, the MM, one nested multipart/alternative
     subject_chars: int = 1000
+    # Lines starting with "--" (each delimiter is one), whatever the boundaries declared:
+    # the parts' and entities' delimiters, and slack for such lines in text and binary.
+    dash_lines: int = 128
+    # One header block, one unfolded header line, the parameters (';') of one header:
+    # Python's header parser is superlinear in these, so they are bounded before it runs.
+    header_block_bytes: int = 16 * 1024
+    header_bytes: int = 64 * 1024  # all header blocks of the body together
+    header_line_bytes: int = 2048
+    header_params: int = 20  # and as many comments "(...)"
+    header_words: int = 64  # whitespace-separated (folding, encoded words)
 
 
 BOUNDS: Final = Bounds()
@@ -101,6 +112,19 @@ SMIL_CID: Final = "mms.smil"
 _DELIVER_REQ: Final = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?DeliverReq[\s/>]")
 _TRANSACTION_ID: Final = re.compile(rb"TransactionID[^>]{0,300}>\s*([!-;=?-~]{1,100})\s*<")
 _BOUNDARY: Final = re.compile(rb"boundary\s*=\s*\"?([^\";\r\n]{1,100})", re.IGNORECASE)
+# RFC 2231 boundaries (boundary*0=, boundary*=) are not accepted: _BOUNDARY cannot count them.
+_BOUNDARY_2231: Final = re.compile(rb"boundary\s*\*", re.IGNORECASE)
+# Where the MIME parser reads a header block: after a delimiter line, one starting "--".
+# Its lines end at CRLF, CR or LF (email.feedparser), so does a line here.
+_DASH_LINE: Final = re.compile(rb"(?<![^\r\n])--")
+_LINE: Final = re.compile(rb"([^\r\n]*)(\r\n|\r|\n|$)")
+# A line the parser takes as a header (email.feedparser.headerRE); any other ends the block.
+_HEADER_LINE: Final = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:|[\t ]")
+# Content types whose payload the parser reads as more headers (message/*, and the
+# parts of multipart/digest, message/rfc822 by default): refused before it reads them.
+_NESTED_HEADERS: Final = re.compile(
+    rb"message\s*(?:\([^)]*\)\s*)*/|/\s*(?:\([^)]*\)\s*)*digest", re.IGNORECASE
+)
 _SNIFF_BYTES: Final = 64 * 1024
 
 
@@ -129,14 +153,42 @@ class ReceivedDeliver(BaseModel):
         """The first text/plain part, decoded (at most 1000 characters)."""
         for part in self.parts:
             if part.content_type.split(";", 1)[0].strip().lower() == "text/plain":
-                charset = _charset(part.content_type)
-                return part.data[:4000].decode(charset, errors="replace")[:1000]
+                head = part.data[:4000]
+                try:
+                    return head.decode(_charset(part.content_type), errors="replace")[:1000]
+                except (UnicodeError, LookupError):  # a codec that passed the trial only
+                    return head.decode("utf-8", errors="replace")[:1000]
         return ""
 
 
 def looks_like_deliver_req(body: bytes) -> bool:
     """Whether the body's start holds a DeliverReq element (cheap: no parsing)."""
     return _DELIVER_REQ.search(body[:_SNIFF_BYTES]) is not None
+
+
+def check_bounds(body: bytes, content_type: str, bounds: Bounds = BOUNDS) -> None:
+    """DeliverError (2004) for a body the MIME parser must not read: any MM7 request
+    (a delivery report too) is bounded so before it is parsed."""
+    _check_shape(body, content_type, bounds)
+
+
+def is_deliver_req(body: bytes, content_type: str, bounds: Bounds = BOUNDS) -> bool:
+    """Whether the MMSC posted a DeliverReq (else it is read as a delivery report).
+
+    The start part's operation element decides, its SOAP part anywhere in the body: it
+    is read within the bounds. A body out of bounds or unreadable is a DeliverReq when it
+    names one anywhere (so it is answered a DeliverRsp with the status saying why).
+    """
+    if looks_like_deliver_req(body):
+        return True  # the SOAP part first, as MMSCs send it: no parsing
+    try:
+        _check_shape(body, content_type, bounds)
+        soap, _attachments = _split(body, content_type)
+        if len(soap) <= bounds.envelope_bytes:
+            return etree.QName(_read_envelope(soap).operation).localname == "DeliverReq"
+    except (MM7Error, ValueError, LookupError, RecursionError):  # DeliverError included
+        pass
+    return _DELIVER_REQ.search(body[: bounds.body_bytes]) is not None
 
 
 def sniff_transaction_id(body: bytes) -> str:
@@ -149,26 +201,90 @@ def sniff_version(body: bytes) -> Version:
     return "5.3.0" if NAMESPACES["5.3.0"].encode() in body[:_SNIFF_BYTES] else "6.8.0"
 
 
+def _decodes_text(name: str) -> bool:
+    """Whether `name` is a text codec whose decoder replaces what it cannot read (not
+    idna, punycode, undefined, nor the bytes-to-bytes codecs such as base64)."""
+    try:
+        codecs.lookup(name)
+        # bytes.decode refuses a codec that is not text (LookupError) by itself.
+        for trial in (b"", b"\xff", b"a\x00\x80"):
+            trial.decode(name, errors="replace")
+    except (LookupError, UnicodeError, ValueError, TypeError):
+        return False
+    return True
+
+
 def _charset(content_type: str) -> str:
+    """The text's charset, when it is one that decodes with errors='replace'; else
+    utf-8 (an unknown charset is read as UTF-8, what cannot be read replaced)."""
     found = re.search(r"charset\s*=\s*\"?([A-Za-z0-9_.:-]{1,40})", content_type, re.IGNORECASE)
     name = found.group(1) if found else "utf-8"
-    try:
-        "".encode(name)
-    except LookupError:
-        return "utf-8"
-    return name
+    return name if _decodes_text(name) else "utf-8"
 
 
 # ---- reading -----------------------------------------------------------------------
 
 
+def _check_header(line: bytes, bounds: Bounds) -> None:
+    """One unfolded header line: its length, its parameters, what it would make the
+    parser read (RFC 2231 boundaries, more headers in a message/* payload)."""
+    if len(line) > bounds.header_line_bytes:
+        raise DeliverError(CONTENT_REFUSED, f"a header line over {bounds.header_line_bytes} bytes")
+    if max(line.count(b";"), line.count(b"(")) > bounds.header_params:
+        raise DeliverError(
+            CONTENT_REFUSED, f"a header of more than {bounds.header_params} parameters or comments"
+        )
+    if len(line.split(None, bounds.header_words)) > bounds.header_words:
+        raise DeliverError(CONTENT_REFUSED, f"a header of more than {bounds.header_words} words")
+    if _BOUNDARY_2231.search(line):
+        raise DeliverError(CONTENT_REFUSED, "RFC 2231 boundary parameters are not accepted")
+    if line[:13].lower() == b"content-type:" and _NESTED_HEADERS.search(line):
+        raise DeliverError(CONTENT_REFUSED, "message/* parts are not accepted")
+
+
+def _check_header_block(body: bytes, start: int, bounds: Bounds) -> int:
+    """The header block the parser reads from `start` (the line after a delimiter): it
+    ends at an empty line or at the first line that is not a header, as the parser's.
+    Returns its length."""
+    window = body[start : start + bounds.header_block_bytes + 1]
+    line = b""
+    for found in _LINE.finditer(window):
+        text, end = found.group(1), found.group(2)
+        if not end and found.end() == len(window) and len(window) > bounds.header_block_bytes:
+            raise DeliverError(
+                CONTENT_REFUSED, f"a header block over {bounds.header_block_bytes} bytes"
+            )
+        if text[:1] in (b" ", b"\t") and line:
+            line += text  # a folded line continues the header
+        else:
+            _check_header(line, bounds)
+            if not text or not _HEADER_LINE.match(text):
+                return found.start()
+            line = text
+        if not end:
+            break
+    _check_header(line, bounds)
+    return len(window)
+
+
 def _check_shape(body: bytes, content_type: str, bounds: Bounds) -> None:
     """Bound the MIME parser's work before it runs: the number of multipart entities
-    (each declares a boundary) and of parts (each starts with a delimiter line)."""
+    (each declares a boundary), of parts (each starts with a delimiter line, a line
+    starting "--"), and every header block the parser would read (after each such line)."""
     if len(body) > bounds.body_bytes:
         raise DeliverError(CONTENT_REFUSED, f"body of {len(body)} bytes: {bounds.body_bytes} most")
-    boundaries = set(_BOUNDARY.findall(content_type.encode("latin-1", "replace")))
-    boundaries |= set(_BOUNDARY.findall(body))
+    declared = content_type.encode("latin-1", "replace")
+    _check_header(b"content-type: " + declared, bounds)
+    header_bytes = 0
+    for dash_lines, found in enumerate(_DASH_LINE.finditer(body), start=1):
+        if dash_lines > bounds.dash_lines:
+            raise DeliverError(CONTENT_REFUSED, f"more than {bounds.dash_lines} delimiter lines")
+        after = _LINE.match(body, found.start())
+        assert after is not None  # _LINE matches everywhere (an empty line at the end)
+        header_bytes += _check_header_block(body, after.end(), bounds)
+        if header_bytes > bounds.header_bytes:
+            raise DeliverError(CONTENT_REFUSED, f"headers over {bounds.header_bytes} bytes")
+    boundaries = set(_BOUNDARY.findall(declared)) | set(_BOUNDARY.findall(body))
     if len(boundaries) > bounds.multiparts or body.lower().count(b"message/") > bounds.multiparts:
         raise DeliverError(CONTENT_REFUSED, f"more than {bounds.multiparts} nested entities")
     delimiters = sum(

@@ -26,6 +26,7 @@ from mmsapi.models import (
     Shortcode,
 )
 from mmsapi.store.accounts import AccountStore, hash_key, new_api_key
+from mmsapi.store.shortcodes import ShortcodeHeldError
 
 # Short codes are 3 to 8 digits; long codes (10DLC, E.164 without '+') up to 15.
 _SHORTCODE: Final = re.compile(r"[0-9]{3,15}")
@@ -141,13 +142,17 @@ def create_account(
     postback_secret: str | None = None,
 ) -> tuple[Account, str]:
     """Create an account; returns it and its API key (the only time the key is seen).
-    InvalidInputError (nothing stored) when an input is not valid. `account_id` and
-    `postback_secret` are for a fixed demo account (the local runtime); else both new."""
+    InvalidInputError (nothing stored) when an input is not valid, or a shortcode is
+    another account's (it names the holder). `account_id` and `postback_secret` are for
+    a fixed demo account (the local runtime); else both new."""
     key = api_key or new_api_key()
     codes = list(shortcodes or [])
     check_name(name)
     for code in codes:
         check_shortcode(code)
+    repeated = sorted({c.code for c in codes if [d.code for d in codes].count(c.code) > 1})
+    if repeated:
+        raise InvalidInputError(f"shortcode {', '.join(repeated)}: given more than once")
     check_service_id(service_id)
     check_postback_url(postback_url)
     if postback_dialect not in tuple(Dialect):
@@ -176,7 +181,10 @@ def create_account(
     )
     if allowed_actions is not None:
         account.allowed_actions = list(allowed_actions)
-    store.create(account)  # the key works from the moment this returns
+    try:
+        store.create(account)  # the key works from the moment this returns
+    except ShortcodeHeldError as exc:
+        raise InvalidInputError(str(exc)) from exc
     return account, key
 
 

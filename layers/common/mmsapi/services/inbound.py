@@ -11,8 +11,10 @@ The MMSC posts an MM7 DeliverReq to the carrier route; this answers the DeliverR
 5. write the N401 postback to the outbox (relayed to the bus, delivered signed by
    PostbackFunction, in the account's dialect), each part as a download link.
 
-A step that fails after the first write removes what was written and answers 3000
+A step that fails (any exception) removes what this request wrote and answers 3000
 (server error), so the MMSC sends the message again: nothing half-stored stays behind.
+A message sent again is the same message (mo_identity): when its parts are already
+stored whole they are not written again, and its N401 is put again (same postback id).
 The path is shared: an SMS MO (issue 12) finds its account and keyword the same way.
 
 Each part's download link (services/mo_links.py) works for LINK_DAYS.
@@ -40,7 +42,6 @@ from mmsapi.carrier.mm7_deliver import (
     sniff_transaction_id,
     sniff_version,
 )
-from mmsapi.errors import DomainError
 from mmsapi.models import Account
 from mmsapi.numbers import ascii_digits
 from mmsapi.observability import logger, tag
@@ -106,8 +107,9 @@ def _refuse(body: bytes, status: int, details: str) -> Answer:
 
 def mo_identity(account_id: str, mo: ReceivedDeliver) -> str:
     """The message's id, the same when the MMSC sends it again (our answer was lost):
-    its parts, postback and links are then the same ones, not a second N401 (a new
-    message that reuses a TransactionID differs in its content, time or sender)."""
+    its parts, postback id and links are then the same ones. The resend's N401 is put
+    again, with the same X-MMS-Postback-Id: at least once, receivers de-duplicate by it
+    (a new message that reuses a TransactionID differs in its content, time or sender)."""
     digest = hashlib.sha256()
     for value in (account_id, mo.sender, mo.transaction_id, mo.linked_id, mo.subject):
         digest.update(value.encode("utf-8") + b"\0")
@@ -136,40 +138,60 @@ def _account(ctx: Context, mo: ReceivedDeliver) -> tuple[Account, str] | None:
 def receive_mms(
     ctx: Context, body: bytes, content_type: str, headers: Mapping[str, str], base_url: str
 ) -> Answer:
-    """Handle a DeliverReq; the DeliverRsp to answer (headers: lower-case names)."""
+    """Handle a DeliverReq; the DeliverRsp to answer (headers: lower-case names).
+    Never raises: what fails on our side is answered 3000 (HTTP 500), to be sent again."""
     try:
         mo = parse_deliver_req(body, content_type)
     except DeliverError as exc:
         return _refuse(body, exc.status, exc.details)
-    found = _account(ctx, mo)
-    if found is None:
-        return _refuse(body, ADDRESS_NOT_FOUND, "no account holds the recipient shortcode")
-    account, shortcode = found
-    mo_id = mo_identity(account.account_id, mo)
-    tag(account=account.account_id, tracking_id=mo_tracking_id(mo_id))
-    secret = link_secret(account.postback_secret, mo_id)
-    expires = int(time.time()) + LINK_DAYS * 86_400
-    link_hash = secret_hash(secret)
     inbox = InboxStore(ctx.media.bucket)
     written: list[str] = []
     try:
-        for number, part in enumerate(mo.parts, start=1):
-            stored = StoredPart(mo_key(account.account_id, mo_id, number), link_hash, expires)
-            inbox.put(stored, part.data, part.content_type, part.filename)
-            written.append(stored.key)
+        found = _account(ctx, mo)
+        if found is None:
+            return _refuse(body, ADDRESS_NOT_FOUND, "no account holds the recipient shortcode")
+        account, shortcode = found
+        mo_id = mo_identity(account.account_id, mo)
+        tag(account=account.account_id, tracking_id=mo_tracking_id(mo_id))
+        # Everything that reads the message is done before the first write.
+        keyword = keyword_of(mo, account.inbox_keywords)
+        secret = link_secret(account.postback_secret, mo_id)
+        first = _stored(inbox, account.account_id, mo_id, len(mo.parts))
+        if first is not None and first.link_hash != secret_hash(secret):
+            # The postback secret was rotated since the first delivery: its links (whose
+            # hash the parts keep) still open; those made now cannot (only a hash is kept).
+            logger.warning("MMS MO sent again after a postback secret rotation")
+        if first is None:
+            expires = int(time.time()) + LINK_DAYS * 86_400
+            for number, part in enumerate(mo.parts, start=1):
+                stored = StoredPart(
+                    mo_key(account.account_id, mo_id, number), secret_hash(secret), expires
+                )
+                inbox.put(stored, part.data, part.content_type, part.filename)
+                written.append(stored.key)
         links = [
             file_link(base_url, account.account_id, mo_id, n, secret)
             for n in range(1, len(mo.parts) + 1)
         ]
-        ctx.outbox.put(_postback(account, mo, mo_id, shortcode, operator_id(headers), links))
-    except DomainError as exc:
+        postback = _postback(account, mo, mo_id, shortcode, keyword, operator_id(headers), links)
+        ctx.outbox.put(postback)
+    except Exception as exc:  # any failure: the MMSC must be answered
+        logger.exception("MMS MO not stored", extra={"keys": written})
         try:
             inbox.delete(written)
-        except DomainError:
+        except Exception:
             logger.exception("MO parts left behind", extra={"keys": written})
         return _refuse(body, SERVER_ERROR, f"could not store the message: {exc}"[:200])
     logger.info("MMS MO received", extra={"parts": len(mo.parts), "mm7_version": mo.version})
     return Answer(200, build_deliver_rsp(mo.transaction_id, mo.version))
+
+
+def _stored(inbox: InboxStore, account_id: str, mo_id: str, parts: int) -> StoredPart | None:
+    """The last part, when a first delivery of this message stored it whole (parts are
+    written in order). Its parts are then neither written again (they keep the first
+    delivery's link hash and expiry, so the first N401's links keep working) nor
+    deleted if this delivery fails (that N401 may carry their links)."""
+    return inbox.link_of(mo_key(account_id, mo_id, parts)) if parts else None
 
 
 def _postback(
@@ -177,6 +199,7 @@ def _postback(
     mo: ReceivedDeliver,
     mo_id: str,
     shortcode: str,
+    keyword: str,
     operator: str,
     links: list[str],
 ) -> Postback:
@@ -184,7 +207,7 @@ def _postback(
     fields: dict[str, object] = {
         "from": mo.sender,
         "to": shortcode,
-        "keyword": keyword_of(mo, account.inbox_keywords),
+        "keyword": keyword,
         "tracking-id": mo_tracking_id(mo_id),
         "operator-id": operator,
         "timestamp": datetime.now(UTC).astimezone().isoformat(timespec="seconds"),

@@ -13,7 +13,7 @@ from typing import Final
 
 from mmsapi.carrier import mm7
 from mmsapi.carrier.mm7 import MMStatus
-from mmsapi.carrier.mm7_deliver import looks_like_deliver_req
+from mmsapi.carrier.mm7_deliver import check_bounds, is_deliver_req
 from mmsapi.carrier.profiles import profile_for_uaprof
 from mmsapi.models import Send, SendStatus
 from mmsapi.observability import logger, send_ids, tag
@@ -111,13 +111,16 @@ def mm7_request(
     """A request the MMSC posts on the MM7 route: (HTTP status, MM7 answer).
 
     A DeliverReq (an MMS from a phone) is answered with a DeliverRsp, whatever it holds;
-    anything else is read as a DeliveryReportReq (mm7.MM7Error when it is not one).
+    anything else is read as a DeliveryReportReq (mm7.MM7Error when it is not one, or
+    is out of the bounds of mm7_deliver.check_bounds). The
+    start part's operation decides (mm7_deliver.is_deliver_req), wherever that part is.
     `headers` have lower-case names; `base_url` is where the MMSC reached this API.
     """
     content_type = headers.get("content-type", "text/xml")
-    if looks_like_deliver_req(body):
+    if is_deliver_req(body, content_type):
         answer = receive_mms(ctx, body, content_type, headers, base_url)
         return answer.status, answer.body
+    check_bounds(body, content_type)  # a report is bounded as a DeliverReq (MM7Error)
     return 200, mm7_report(ctx, body, content_type)
 
 

@@ -23,6 +23,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
@@ -31,10 +32,13 @@ from mmsapi.errors import DomainError
 from mmsapi.models import Account
 from mmsapi.settings import get_settings
 from mmsapi.store import aws, dynamo
-from mmsapi.store.shortcodes import gained, lookup_puts
+from mmsapi.store.shortcodes import Part, Routing, codes_of, gained, lookup_key
 
 # Attempts of one change when other writers keep winning the race (each one re-reads).
 CHANGE_ATTEMPTS: Final = 5
+# Attempts of one write whose shortcode lookup items others keep changing (each
+# refusal reads the item and its account again: store/shortcodes.py).
+LOOKUP_ATTEMPTS: Final = 5
 # How long a warm function trusts what it read for an API key: well under the 1 second
 # within which account changes must count everywhere.
 KEY_CACHE_SECONDS: Final = 0.5
@@ -99,8 +103,11 @@ class AccountStore:
         found = self._read(account_id)
         return found[0] if found else None
 
-    def _read(self, account_id: str) -> tuple[Account, int] | None:
+    def versioned(self, account_id: str) -> tuple[Account, int] | None:
         """The account and its version (0: written before versions were kept)."""
+        return self._read(account_id)
+
+    def _read(self, account_id: str) -> tuple[Account, int] | None:
         item = dynamo.get_item(self.table, {"account_id": {"S": account_id}}, what="account")
         if item is None:
             return None
@@ -129,30 +136,41 @@ class AccountStore:
         return {"key_hash": {"S": account.key_hash}, "account_id": {"S": account.account_id}}
 
     def create(self, account: Account) -> None:
-        """A new account and its key's lookup item, both or neither."""
-        written = dynamo.transact_write(
-            [
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": self._item(account),
-                        "ConditionExpression": "attribute_not_exists(account_id)",
-                    }
-                },
-                {
-                    "Put": {
-                        "TableName": self.keys_table,
-                        "Item": self._key_item(account),
-                        "ConditionExpression": "attribute_not_exists(key_hash)",
-                    }
-                },
-                *lookup_puts(self.keys_table, account),  # its shortcodes route MO to it
-            ],
-            what="account",
-        )
-        self.forget_keys()  # a key that was unknown here a moment ago
-        if not written:
-            raise DomainError("account write failed: the account id or the API key exists already")
+        """A new account, its key's lookup item and its shortcodes' (which route MO to
+        it), all or none. ShortcodeHeldError (nothing written) if another account holds
+        one of its shortcodes."""
+        head = [
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": self._item(account),
+                    "ConditionExpression": "attribute_not_exists(account_id)",
+                }
+            },
+            {
+                "Put": {
+                    "TableName": self.keys_table,
+                    "Item": self._key_item(account),
+                    "ConditionExpression": "attribute_not_exists(key_hash)",
+                }
+            },
+        ]
+        routing = Routing(self, account.account_id)
+        for _ in range(LOOKUP_ATTEMPTS):
+            lookups = routing.parts(codes_of(account), ())
+            failed = dynamo.transact_write_failed(
+                [*head, *(part for _, part in lookups)], what="account"
+            )
+            self.forget_keys()  # a key that was unknown here a moment ago
+            if not failed:
+                return
+            if failed[0] < len(head):
+                raise DomainError(
+                    "account write failed: the account id or the API key exists already"
+                )
+            for index in failed:
+                routing.resolve(lookups[index - len(head)][0])
+        raise DomainError(_LOOKUPS_CHANGING.format(account.account_id))
 
     def change(self, account_id: str, edit: Callable[[Account], Account]) -> Account | None:
         """Apply `edit` to the account as stored now and store the result, atomically:
@@ -161,7 +179,9 @@ class AccountStore:
         the account as stored, or None if there is none. Whatever `edit` raises stops
         the change with nothing stored. A changed key_hash retires the old key at once.
         """
-        for _ in range(CHANGE_ATTEMPTS):
+        routing = Routing(self, account_id)
+        conflicts = lookup_refusals = 0
+        while conflicts < CHANGE_ATTEMPTS:
             found = self._read(account_id)
             if found is None:
                 return None
@@ -169,25 +189,37 @@ class AccountStore:
             changed = edit(current.model_copy(deep=True))
             if changed.account_id != account_id:
                 raise DomainError("account write refused: the account id may not change")
-            lookups = lookup_puts(self.keys_table, changed, gained(current, changed))
-            if self._write(changed, version, current.key_hash, lookups):
+            lookups = routing.parts(gained(current, changed), gained(changed, current))
+            refused = self._write(changed, version, current.key_hash, lookups)
+            if not refused:
                 self.forget_keys()  # this store's own change counts at once here
                 return changed
+            if None in refused:  # the account changed since read: read it again
+                conflicts += 1
+                continue
+            lookup_refusals += 1
+            if lookup_refusals >= LOOKUP_ATTEMPTS:
+                raise DomainError(_LOOKUPS_CHANGING.format(account_id))
+            for code in refused:
+                if code is not None:
+                    routing.resolve(code)  # ShortcodeHeldError: another account holds it
         raise DomainError(
             f"account write failed: {account_id} was changed by others {CHANGE_ATTEMPTS} "
             "times while this change was being made; try again"
         )
 
     def _write(
-        self, account: Account, version: int, old_key_hash: str, lookups: list[dict[str, Any]]
-    ) -> bool:
-        """Store the account read at `version`, with the lookup items of the shortcodes
-        it gains (store/shortcodes.py); False if it was written since."""
+        self, account: Account, version: int, old_key_hash: str, lookups: list[Part]
+    ) -> list[str | None]:
+        """Store the account read at `version`, with the lookup parts of the shortcodes
+        it gains and loses (store/shortcodes.py). Empty when written; else what refused:
+        None for the account (written since) or its key, the code of a lookup part."""
         condition = self._unchanged_since(version)
         if account.key_hash == old_key_hash and not lookups:
-            return dynamo.put_item(
+            written = dynamo.put_item(
                 self.table, self._item(account, version + 1), what="account", **condition
             )
+            return [] if written else [None]
         # A new key: the account, the new key's lookup item and the old one's removal, all
         # or none, so the old key stops working the moment the new one starts.
         new_key: list[dict[str, Any]] = []
@@ -207,20 +239,20 @@ class AccountStore:
                     }
                 },
             ]
-        return dynamo.transact_write(
-            [
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": self._item(account, version + 1),
-                        **condition,
-                    }
-                },
-                *new_key,
-                *lookups,
-            ],
-            what="account",
+        head = [
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": self._item(account, version + 1),
+                    **condition,
+                }
+            },
+            *new_key,
+        ]
+        failed = dynamo.transact_write_failed(
+            [*head, *(part for _, part in lookups)], what="account"
         )
+        return [None if i < len(head) else lookups[i - len(head)][0] for i in failed]
 
     def put(self, account: Account) -> None:
         """Replace an existing account whose key is unchanged with `account` as given
@@ -234,16 +266,29 @@ class AccountStore:
         if self.change(account.account_id, replace) is None:
             raise DomainError(f"account write failed: {account.account_id} is gone")
 
-    def backfill_keys(self) -> int:
+    def backfill_keys(self) -> Backfill:
         """Write the lookup item of every account's key (accounts made before the API keys
-        table existed); returns how many were written. Safe to run again."""
-        written = 0
+        table existed), and of every shortcode that exactly one account holds. A code
+        that several accounts hold (given twice before a shortcode had one owner) is
+        reported, its item left as it is: which account keeps it is the admin's call.
+        Safe to run again."""
+        done = Backfill()
+        holders: dict[str, list[Account]] = {}
         for account in self.all():
             dynamo.put_item(self.keys_table, self._key_item(account), what="api key")
-            for lookup in lookup_puts(self.keys_table, account):  # and of its shortcodes
-                dynamo.put_item(self.keys_table, lookup["Put"]["Item"], what="shortcode")
-            written += 1
-        return written
+            done.keys += 1
+            for code in dict.fromkeys(s.code for s in account.shortcodes):
+                holders.setdefault(code, []).append(account)
+        for code, accounts in holders.items():
+            if len(accounts) > 1:
+                found = dynamo.get_item(self.keys_table, lookup_key(code), what="shortcode")
+                named = found["account_id"]["S"] if found else None
+                done.contested.append(Contested(code, accounts, named))
+                continue
+            item = {**lookup_key(code), "account_id": {"S": accounts[0].account_id}}
+            dynamo.put_item(self.keys_table, item, what="shortcode")
+            done.shortcodes += 1
+        return done
 
     def all(self) -> list[Account]:
         accounts: list[Account] = []
@@ -254,3 +299,25 @@ class AccountStore:
         except ClientError as exc:
             raise DomainError(f"account listing failed: {exc}") from exc
         return sorted(accounts, key=lambda a: a.created_at)
+
+
+_LOOKUPS_CHANGING: Final = (
+    "account write failed: the shortcode lookup items of {} kept changing while this "
+    "change was being made; try again"
+)
+
+
+@dataclass(frozen=True)
+class Contested:
+    """A shortcode several accounts hold, and the account its MO goes to (None: none)."""
+
+    code: str
+    holders: list[Account]
+    routed_to: str | None
+
+
+@dataclass
+class Backfill:
+    keys: int = 0
+    shortcodes: int = 0
+    contested: list[Contested] = field(default_factory=list)
