@@ -195,7 +195,7 @@ def test_a_send_racing_a_deletion_is_accepted_but_never_sent(
 
     monkeypatch.setattr(client.ctx.sends, "create", deleted_meanwhile)
     got = send(client, mms_id)
-    monkeypatch.undo()
+    monkeypatch.setattr(client.ctx.sends, "create", create)  # (undo() would drop the env too)
     # Then the send is accepted (its write came after the deletion's), but its delivery
     # reads the template again: never submitted, ended with the final E101
     assert got["status"] == "Success", got
@@ -292,6 +292,7 @@ def test_a_send_whose_relay_fails_still_ends(
     def refused(_self: SendQueue, _ids: Any) -> list[int]:
         raise DomainError("could not queue the sends: throttled")
 
+    recovered = SendQueue.enqueue_many
     monkeypatch.setattr(SendQueue, "enqueue_many", refused)
     records = outbox_records(stack)
     # When the relay runs, Then it reports the record for a retry and keeps the item
@@ -305,7 +306,7 @@ def test_a_send_whose_relay_fails_still_ends(
     stored = client.ctx.sends.get(send_id)
     assert stored is not None
     assert stored.status is SendStatus.FAILED
-    monkeypatch.undo()
+    monkeypatch.setattr(SendQueue, "enqueue_many", recovered)  # (not undo(): the env too)
     codes = [e["detail"].get("code") for e in postback_events(stack)]
     assert "E999" in codes
     # And a relay that recovers then queues it once (delivery skips a final send)

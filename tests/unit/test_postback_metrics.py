@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -85,6 +86,8 @@ def test_the_handler_counts_an_event_on_its_first_receipt_only(
     # Given a postback record received for the first time, or again after a failed attempt
     record = load_event("postback/n003.json")["Records"][0]
     record["attributes"]["ApproximateReceiveCount"] = receive_count
+    # Its module makes its stores on import, without a stack here: forgotten afterwards
+    monkeypatch.delitem(sys.modules, "functions_postback_app", raising=False)
     app = load_handler_module("postback")
     monkeypatch.setattr(app, "accounts", NoAccounts())  # dropped: nothing to deliver
     # When the handler processes it

@@ -107,7 +107,7 @@ def test_get_settings_reads_the_environment_once_until_cleared(
         get_settings.cache_clear()
         assert get_settings().sends_table == "second"
     finally:
-        monkeypatch.undo()
+        monkeypatch.delenv("MMS_SENDS_TABLE")
         get_settings.cache_clear()
 
 

@@ -19,6 +19,7 @@ cold start); elsewhere it records nothing and nothing is imported for it.
 
 from __future__ import annotations
 
+import json
 import numbers
 import sys
 from collections.abc import Generator, Iterator, Mapping
@@ -29,7 +30,8 @@ from typing import Any, Final
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.types import LogRecord
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.base import SingleMetric
 from aws_lambda_powertools.tracing.base import BaseProvider, BaseSegment
 
 from mmsapi.redact import RedactingFormatter
@@ -227,8 +229,12 @@ def postback_ids(detail: Mapping[str, Any]) -> dict[str, object]:
 def count(name: str, **dimensions: str) -> None:
     """One data point of `name` with its own dimensions (CloudWatch EMF, printed at once):
     per action and per code, never per account (each dimension set is a billed metric)."""
-    with single_metric(
-        name=name, unit=MetricUnit.Count, value=1, namespace=get_settings().metrics_namespace
-    ) as metric:
-        for key, value in dimensions.items():
-            metric.add_dimension(name=key, value=value or "none")
+    metric = SingleMetric(namespace=get_settings().metrics_namespace)
+    metric.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    for key, value in dimensions.items():
+        metric.add_dimension(name=key, value=value or "none")
+    line = json.dumps(metric.serialize_metric_set(), separators=(",", ":"))
+    # One write per document, as a log line is: Powertools' single_metric print()s the
+    # text and its newline apart, and a line logged by another thread between the two
+    # (PostbackFunction delivers a batch's records in threads) broke both documents.
+    sys.stdout.write(line + "\n")
