@@ -10,6 +10,11 @@
   and grows quadratically. Here the conditions are checked first, nothing is written
   unless all hold (as on AWS), and a write that still fails restores only the items
   it touched and the stream records it added.
+- Idempotent transactions. A TransactWriteItems repeated with its ClientRequestToken
+  within 10 minutes succeeds without being applied again (botocore gives a call one
+  token for all its attempts, so a retry after a lost answer is not refused by the
+  conditions its first attempt made true); the same token with other items is refused
+  (IdempotentParameterMismatchException). moto ignores the token.
 
 install() is idempotent and process-wide (moto's backend classes are patched).
 """
@@ -17,12 +22,18 @@ install() is idempotent and process-wide (moto's backend classes are patched).
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import threading
+import time
+from collections.abc import Callable
 from typing import Any, Final
 
+from moto.core.responses import ActionResult
 from moto.dynamodb.comparisons import get_filter_expression
 from moto.dynamodb.exceptions import (
     ConditionalCheckFailed,
+    DynamodbException,
     MultipleTransactionsException,
     TooManyTransactionsException,
     TransactionCanceledException,
@@ -31,6 +42,7 @@ from moto.dynamodb.exceptions import (
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.dynamodb.models.table import Table
+from moto.dynamodb.responses import DynamoHandler
 
 ITEM_OPERATIONS: Final = (
     "get_item",
@@ -43,6 +55,9 @@ ITEM_OPERATIONS: Final = (
 )
 _LOCK = threading.RLock()
 _installed = False
+# ClientRequestToken -> (digest of the TransactItems, when applied): AWS keeps 10 minutes.
+TOKEN_SECONDS: Final = 600.0
+_tokens: dict[str, tuple[str, float]] = {}
 
 
 def install() -> None:
@@ -52,10 +67,47 @@ def install() -> None:
         if _installed:
             return
         DynamoDBBackend.transact_write_items = _transact_write_items  # type: ignore[method-assign]
+        DynamoHandler.transact_write_items = _idempotent(  # type: ignore[method-assign,assignment]
+            DynamoHandler.transact_write_items
+        )
         for name in ITEM_OPERATIONS:
             if hasattr(DynamoDBBackend, name):
                 setattr(DynamoDBBackend, name, _atomic(getattr(DynamoDBBackend, name)))
         _installed = True
+
+
+class IdempotentParameterMismatchError(DynamodbException):
+    def __init__(self) -> None:
+        super().__init__(
+            "com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException",
+            "The request uses the same client token as a previous, but non-identical request.",
+        )
+
+
+def _idempotent(
+    handler: Callable[[DynamoHandler], ActionResult],
+) -> Callable[[DynamoHandler], ActionResult]:
+    def transact_write_items(self: DynamoHandler) -> ActionResult:
+        token = self.body.get("ClientRequestToken")
+        if not token:
+            return handler(self)
+        items = json.dumps(self.body["TransactItems"], sort_keys=True, default=repr).encode()
+        digest = hashlib.sha256(items).hexdigest()
+        with _LOCK:
+            now = time.monotonic()
+            for old in [t for t, (_, at) in _tokens.items() if now - at > TOKEN_SECONDS]:
+                del _tokens[old]
+            seen = _tokens.get(token)
+            if seen is not None:
+                if seen[0] != digest:
+                    raise IdempotentParameterMismatchError()
+                return ActionResult({"ConsumedCapacity": [], "ItemCollectionMetrics": {}})
+            answer = handler(self)  # raises when cancelled: then nothing is remembered
+            _tokens[token] = (digest, now)
+            return answer
+
+    transact_write_items.__wrapped__ = handler  # type: ignore[attr-defined]
+    return transact_write_items
 
 
 def _atomic(operation: Any) -> Any:

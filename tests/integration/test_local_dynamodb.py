@@ -119,3 +119,27 @@ def test_racing_conditional_creates_have_one_winner_each(stack: Stack) -> None:
     for thread in threads:
         thread.join()
     assert sorted(wins) == list(range(100, 160))
+
+
+def test_a_transaction_repeated_with_its_token_is_applied_once(stack: Stack) -> None:
+    # Given a conditional create written in a transaction whose answer was lost
+    table = stack.physical["OutboxTable"]
+    create: Any = {
+        "Put": {**_put(table, 7)["Put"], "ConditionExpression": "attribute_not_exists(id)"}
+    }
+    token = "lost-answer-0001"
+    aws.dynamodb().transact_write_items(TransactItems=[create], ClientRequestToken=token)
+    records = _stream_records(stack, table)
+    # When it is sent again with the same token (botocore's retry of the same call)
+    aws.dynamodb().transact_write_items(TransactItems=[create], ClientRequestToken=token)
+    # Then it succeeds, as on AWS, without being applied again (no second stream record)
+    assert _stream_records(stack, table) == records
+    # And without the token, or with the token and other items, it is refused
+    with pytest.raises(ClientError) as again:
+        aws.dynamodb().transact_write_items(TransactItems=[create], ClientRequestToken="new-1")
+    assert again.value.response["Error"]["Code"] == "TransactionCanceledException"
+    with pytest.raises(ClientError) as other:
+        aws.dynamodb().transact_write_items(
+            TransactItems=[_put(table, 8)], ClientRequestToken=token
+        )
+    assert other.value.response["Error"]["Code"] == "IdempotentParameterMismatchException"
