@@ -40,18 +40,22 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def timed_requests(ctx: Context, body: bytes, requests: int) -> tuple[list[float], Counter[str]]:
-    """Each request's time through the API handler in ms, and the AWS calls of them all.
-
-    Every answer must be a Success.
+def timed_requests(
+    ctx: Context, body: bytes, requests: int, per_second: float | None = None
+) -> tuple[list[float], Counter[str]]:
+    """Each request's time through the API handler in ms, and the AWS calls of them all:
+    as fast as they go, or at a steady `per_second`. Every answer must be a Success.
     """
     times: list[float] = []
+    first = time.perf_counter()
     with counting() as calls:
-        for _ in range(requests):
+        for n in range(requests):
             start = time.perf_counter()
             answer = handle(ctx, body, {}, "127.0.0.1")
             times.append((time.perf_counter() - start) * 1000)
             assert b"Success" in answer, answer
+            if per_second:
+                time.sleep(max(0.0, first + (n + 1) / per_second - time.perf_counter()))
     return times, calls
 
 

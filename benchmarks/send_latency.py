@@ -18,7 +18,6 @@ from collections import Counter
 
 from moto import mock_aws
 
-from benchmarks.aws_calls import counting
 from benchmarks.common import BENCH_KEY as KEY
 from benchmarks.common import (
     percentile,
@@ -31,7 +30,6 @@ from benchmarks.goals import Figure, record
 from local import dynamodb
 from mmsapi.models import RateLimits
 from mmsapi.services.api import handle
-from mmsapi.services.context import Context
 
 # Under the default throughput (100 a second per action): the pace of the second run.
 PACED_PER_SECOND = 50
@@ -56,7 +54,7 @@ def run(requests: int) -> None:
         set_limits(ctx, account.account_id, RateLimits())  # the account's defaults
         time.sleep(1.1)  # past the second that the burst used up
         paced = min(requests, 150)
-        paced_times, paced_calls = _paced(ctx, body, paced)
+        paced_times, paced_calls = timed_requests(ctx, body, paced, PACED_PER_SECOND)
     print(f"sendSavedMMS via the API handler, in-process, emulated AWS (moto), {requests} sends")
     print(f"{'sends/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8}  AWS calls per send")
     _line(f"{requests / wall:8.1f}", times, calls, requests)
@@ -70,20 +68,6 @@ def run(requests: int) -> None:
             2,
         ),
     )
-
-
-def _paced(ctx: Context, body: bytes, requests: int) -> tuple[list[float], Counter[str]]:
-    """Each request's time in ms, and the AWS calls of them all, sent at a steady pace."""
-    times: list[float] = []
-    first = time.perf_counter()
-    with counting() as calls:
-        for n in range(requests):
-            start = time.perf_counter()
-            answer = handle(ctx, body, {}, "127.0.0.1")
-            times.append((time.perf_counter() - start) * 1000)
-            assert b"Success" in answer, answer
-            time.sleep(max(0.0, first + (n + 1) / PACED_PER_SECOND - time.perf_counter()))
-    return times, calls
 
 
 def _line(first: str, times: list[float], calls: Counter[str], requests: int) -> None:
