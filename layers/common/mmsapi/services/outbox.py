@@ -16,9 +16,9 @@ delete) is delivered once: the deliver function claims only a queued send.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from mmsapi.errors import DomainError
 from mmsapi.observability import count, logger, message_context, postback_ids
@@ -26,6 +26,8 @@ from mmsapi.store.events import MAX_ENTRIES, EventPublisher
 from mmsapi.store.outbox import OutboxStore, Postback, QueuedSend, entry_of
 from mmsapi.store.send_queue import SQS_BATCH, SendQueue
 from mmsapi.tracking import tracking_id
+
+_Entry = TypeVar("_Entry", QueuedSend, Postback)
 
 
 @dataclass(frozen=True)
@@ -79,53 +81,59 @@ def relay(
 def _queue_sends(
     pending: list[tuple[_Pending, QueuedSend]], outbox: OutboxStore, queue: SendQueue
 ) -> list[_Pending]:
-    """Queue the sends (SendMessageBatch, 10 a call) until a call fails; the entries
-    not queued."""
-    for start in range(0, len(pending), SQS_BATCH):
-        chunk = [p for p in pending[start : start + SQS_BATCH] if outbox.pending(p[1].id)]
-        try:
-            failed = set(queue.enqueue_many([send.send_id for _, send in chunk]))
-        except DomainError as exc:
-            logger.warning("queueing sends failed", extra={"reason": str(exc)})
-            return [p for p, _ in pending[start:]]
-        for _, send in chunk:
-            if send.send_id not in failed:
-                outbox.done(send.id)
-                ids = {
-                    **send.ids,
-                    "send_id": send.send_id,
-                    "tracking_id": tracking_id(send.send_id),
-                }
-                with message_context(action="relay", **ids):
-                    logger.info("send queued")
-        if failed:
-            logger.warning("sends not queued", extra={"send_ids": sorted(failed)})
-            not_done = [p for p, send in chunk if send.send_id in failed]
-            return not_done + [p for p, _ in pending[start + SQS_BATCH :]]
-    return []
+    """Queue the sends (SendMessageBatch, 10 a call); the entries not queued."""
+
+    def enqueue(sends: list[QueuedSend]) -> set[str]:
+        refused = set(queue.enqueue_many([send.send_id for send in sends]))
+        return {send.id for send in sends if send.send_id in refused}
+
+    return _hand_over(pending, outbox, SQS_BATCH, enqueue, _queued, "queueing sends")
 
 
 def _publish_postbacks(
     pending: list[tuple[_Pending, Postback]], outbox: OutboxStore, events: EventPublisher
 ) -> list[_Pending]:
-    """Publish the postbacks in order (PutEvents, MAX_ENTRIES a call) until a call or
-    an entry fails; the entries not published."""
-    for start in range(0, len(pending), MAX_ENTRIES):
-        chunk = [p for p in pending[start : start + MAX_ENTRIES] if outbox.pending(p[1].id)]
+    """Publish the postbacks (PutEvents, MAX_ENTRIES a call); the entries not published."""
+
+    def publish(postbacks: list[Postback]) -> set[str]:
+        return set(events.publish(postbacks))
+
+    return _hand_over(pending, outbox, MAX_ENTRIES, publish, _published, "publishing postbacks")
+
+
+def _hand_over(
+    pending: list[tuple[_Pending, _Entry]],
+    outbox: OutboxStore,
+    size: int,
+    hand: Callable[[list[_Entry]], set[str]],
+    done: Callable[[_Entry], None],
+    what: str,
+) -> list[_Pending]:
+    """Hand the entries still in the outbox over in order, `size` a call (`hand` answers
+    the ids of those refused), until a call or an entry fails; the entries not handed
+    over. Each one handed over leaves the outbox."""
+    for start in range(0, len(pending), size):
+        chunk = [p for p in pending[start : start + size] if outbox.pending(p[1].id)]
         try:
-            failed = set(events.publish([postback for _, postback in chunk]))
+            failed = hand([entry for _, entry in chunk])
         except DomainError as exc:
-            logger.warning("outbox publish failed", extra={"reason": str(exc)})
+            logger.warning(f"{what} failed", extra={"reason": str(exc)})
             return [p for p, _ in pending[start:]]
-        for _, postback in chunk:
-            if postback.id not in failed:
-                outbox.done(postback.id)
-                _published(postback)
+        for _, entry in chunk:
+            if entry.id not in failed:
+                outbox.done(entry.id)
+                done(entry)
         if failed:
-            logger.warning("outbox entries not published", extra={"postback_ids": sorted(failed)})
-            not_done = [p for p, postback in chunk if postback.id in failed]
-            return not_done + [p for p, _ in pending[start + MAX_ENTRIES :]]
+            logger.warning(f"{what}: some refused", extra={"entry_ids": sorted(failed)})
+            not_done = [p for p, entry in chunk if entry.id in failed]
+            return not_done + [p for p, _ in pending[start + size :]]
     return []
+
+
+def _queued(send: QueuedSend) -> None:
+    ids = {**send.ids, "send_id": send.send_id, "tracking_id": tracking_id(send.send_id)}
+    with message_context(action="relay", **ids):
+        logger.info("send queued")
 
 
 def _published(postback: Postback) -> None:
