@@ -16,7 +16,8 @@ and every byte the functions log.
   Query's items summed before rounding. Item sizes are read from
   moto's backend directly (no AWS call), by DynamoDB's size rules.
 - Invocations: local.functions.LocalFunction._invoke is wrapped; its wall time, rounded
-  up to the millisecond, is the billed duration (an estimate: this machine, in-process).
+  up to the millisecond, is the billed duration (an estimate: this machine, in-process;
+  one invocation at a time, so that none is timed with the CPU another one used).
 - Logs: the functions' stdout (Powertools' logger and EMF metrics) is a LogSink that
   counts bytes per function and keeps the distinct EMF metrics.
 """
@@ -205,6 +206,7 @@ class Meter:
     invocations: dict[str, Invocations] = field(default_factory=lambda: defaultdict(Invocations))
     _undo: list[Callable[[], None]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _serial: threading.RLock = field(default_factory=threading.RLock)
 
     # ------------------------------------------------------------ hooks
 
@@ -232,16 +234,19 @@ class Meter:
         original_invoke = LocalFunction._invoke
 
         def timed(function: LocalFunction, event: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return original_invoke(function, event)
-            finally:
-                took = time.perf_counter() - started
-                with meter._lock:
-                    counts = meter.invocations[function.logical_id]
-                    counts.count += 1
-                    counts.billed_ms += max(1, math.ceil(took * 1000))
-                    counts.wall.append(took)
+            # One at a time: the workflows' tasks run in the interpreter's threads, and
+            # invocations sharing this process's CPU would each be timed with the others'.
+            with meter._serial:
+                started = time.perf_counter()
+                try:
+                    return original_invoke(function, event)
+                finally:
+                    took = time.perf_counter() - started
+                    with meter._lock:
+                        counts = meter.invocations[function.logical_id]
+                        counts.count += 1
+                        counts.billed_ms += max(1, math.ceil(took * 1000))
+                        counts.wall.append(took)
 
         LocalFunction._invoke = timed  # type: ignore[method-assign,assignment]
         self._undo.append(lambda: setattr(LocalFunction, "_invoke", original_invoke))

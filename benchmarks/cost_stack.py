@@ -8,8 +8,9 @@ sources and the outbox stream handed to their functions as Lambda's event source
 mappings hand them (local.queues, local.streams), the state machines executed by
 moto's interpreter with their Lambda tasks bridged to the handlers, the simulated MMSC
 and SMS gateway (local.mmsc, local.sms), whose delivery reports come back through the
-carrier route. One loopback server (Web) serves the templates' media and takes the
-carriers' reports and the customer's postbacks.
+carrier route (a Device Discovery workflow resumes on its DDM's report). One loopback
+server (Web) serves the templates' media and takes the carriers' reports and the
+customer's postbacks.
 """
 
 from __future__ import annotations
@@ -201,11 +202,23 @@ class CostStack:
             if moved:
                 quiet_since = time.monotonic()
                 continue
-            waiting = self.reports_expected() > self.reports_done
+            waiting = self.reports_expected() > self.reports_done or self.workflows_running()
             if not waiting and time.monotonic() - quiet_since >= quiet_seconds:
                 return
             time.sleep(0.02)
         self.counts.unsettled_rounds += 1
+
+    def workflows_running(self) -> bool:
+        """A Device Discovery workflow still running (it resumes on its DDM's report, in
+        the interpreter's own thread)."""
+        client = _client("stepfunctions")
+        for machine in client.list_state_machines()["stateMachines"]:
+            running = client.list_executions(
+                stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING"
+            )
+            if running["executions"]:
+                return True
+        return False
 
     def reports_expected(self) -> int:
         return len(self.mmsc.submissions()) + len(self.sms.sent)
@@ -285,8 +298,13 @@ _CLIENTS: dict[str, Any] = {}
 
 
 def _sqs() -> Any:
+    return _client("sqs")
+
+
+def _client(service: str) -> Any:
     import boto3
 
-    if "sqs" not in _CLIENTS:
-        _CLIENTS["sqs"] = boto3.session.Session().client("sqs", region_name="us-east-1")
-    return _CLIENTS["sqs"]
+    if service not in _CLIENTS:
+        session: Any = boto3.session.Session()  # any service name: botocore's stubs list each
+        _CLIENTS[service] = session.client(service, region_name="us-east-1")
+    return _CLIENTS[service]

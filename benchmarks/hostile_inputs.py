@@ -43,6 +43,7 @@ def _image_case(make: str) -> Callable[[Path | None], str]:
 
 def _merge_case(value_chars: int, tags: int, api: bool) -> Callable[[Path | None], str]:
     def run(stored: Path | None) -> str:
+        from mmsapi import records
         from mmsapi.errors import ApiError
         from mmsapi.models import Send, Template, TemplateSlide, TemplateStatus
         from mmsapi.services.personalize import check_sizes, subject_for, texts_for
@@ -65,7 +66,7 @@ def _merge_case(value_chars: int, tags: int, api: bool) -> Callable[[Path | None
             custom_subject="{$a}" * tags,
             data={"a": "x" * value_chars},
         )
-        size = len(send.model_dump_json())
+        size = len(records.to_json(send))
         start = time.perf_counter()
         outcome = "accepted"
         if api:

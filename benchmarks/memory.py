@@ -97,12 +97,13 @@ def _outcome(result: Any) -> str:
 
 
 def _deliver(module: ModuleType, spec: dict[str, Any]) -> str:
+    from mmsapi import records
     from mmsapi.carrier.profiles import PROFILES
     from mmsapi.models import Template
     from mmsapi.services.adapt import adapt_message
     from mmsapi.store.media import MediaStore
 
-    template = Template.model_validate(spec["template"])
+    template = records.load(Template, spec["template"])
     media = MediaStore()
     message = adapt_message(
         template,
@@ -332,6 +333,7 @@ class _Bench:
         self, account_id: str, photo: bytes, video: Path, renditions: list[dict[str, Any]]
     ) -> dict[str, Any]:
         """The template saveMMS and the encoding pipeline leave, for the deliver run."""
+        from mmsapi import records
         from mmsapi.media.images import adapt_image
         from mmsapi.media.types import MediaKind
         from mmsapi.models import Rendition, StoredMedia, Template, TemplateSlide, TemplateStatus
@@ -364,7 +366,7 @@ class _Bench:
             original_key=prefix + "slide-2/video/original.mp4",
             original_bytes=video.stat().st_size,
             duration_seconds=30,
-            renditions=[Rendition.model_validate(r) for r in renditions],
+            renditions=[records.load(Rendition, r) for r in renditions],
         )
         best = clip.renditions[0]
         clip.rendition_key, clip.rendition_type = best.key, best.content_type
@@ -379,7 +381,7 @@ class _Bench:
                 TemplateSlide(text=None, duration=30, media=[clip]),
             ],
         )
-        return template.model_dump(mode="json")
+        return records.dump(template)
 
 
 def _event(name: str) -> dict[str, Any]:

@@ -268,9 +268,14 @@ def _own_stores(module: ModuleType, own: Callable[[], Any]) -> None:
         module.context = own  # type: ignore[attr-defined]
 
 
-def local_environment(own: Mapping[str, str], sms_url: str = "") -> dict[str, str]:
+def local_environment(
+    own: Mapping[str, str], sms_url: str = "", postback_inbox: str = ""
+) -> dict[str, str]:
     """A function's own variables, with local stand-ins for what only AWS has."""
     env = dict(own)
+    if postback_inbox and "MMS_POSTBACK_TIMEOUT" in env:
+        # The postback sender: accounts without a URL post to the runtime's inbox.
+        env["MMS_LOCAL_POSTBACK_INBOX"] = postback_inbox
     # Only the local runtime fetches media from loopback (pytest-httpserver, http.server).
     env["MMS_ALLOW_LOOPBACK_MEDIA"] = "true"
     if "MMS_FFMPEG_DIR" in env:
@@ -281,7 +286,12 @@ def local_environment(own: Mapping[str, str], sms_url: str = "") -> dict[str, st
 
 
 def describe_functions(
-    stack: Stack, *, sms_url: str = "", gate: Any = None, isolated: bool = False
+    stack: Stack,
+    *,
+    sms_url: str = "",
+    postback_inbox: str = "",
+    gate: Any = None,
+    isolated: bool = False,
 ) -> dict[str, LocalFunction]:
     """Every function of the template, not loaded yet. `isolated`: each reads its own
     environment only (the local runtime); else this process's (in-process tests)."""
@@ -295,7 +305,9 @@ def describe_functions(
             arn=stack.arns[logical_id],
             memory_mb=int(props.get("MemorySize", 128)),
             timeout_seconds=float(props.get("Timeout", 3)),
-            environment=local_environment(stack.function_environment(logical_id), sms_url),
+            environment=local_environment(
+                stack.function_environment(logical_id), sms_url, postback_inbox
+            ),
             isolated=isolated,
             gate=gate,
         )

@@ -4,8 +4,10 @@ Each HttpApi event of a function is a Route; a request finds its route like API
 Gateway does, becomes a payload-2.0 event for the function, and the function's
 result becomes the HTTP answer.
 
-    api = LocalApi(routes_from_template(template), functions, account_id)
+    api = LocalApi(routes_from_template(template), functions, account_id, inbox=inbox)
     server = ApiServer(("127.0.0.1", 3000), api)
+
+Paths under /_inbox/ are the local runtime's own pages (local.inbox), never a route.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, cast
+from typing import Any, Protocol, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from local.functions import LocalFunction
@@ -270,18 +272,31 @@ def http_answer(result: Any) -> HttpAnswer:
 # ---------------------------------------------------------------- the server
 
 
+class LocalPages(Protocol):
+    """Pages only the local runtime serves (local.inbox.Inbox at /_inbox/)."""
+
+    def handle(self, request: HttpRequest) -> HttpAnswer: ...
+
+
 class LocalApi:
     """The API Gateway of the template: route, build the event, invoke, answer."""
 
     def __init__(
-        self, routes: list[Route], functions: Mapping[str, LocalFunction], account_id: str
+        self,
+        routes: list[Route],
+        functions: Mapping[str, LocalFunction],
+        account_id: str,
+        inbox: LocalPages | None = None,
     ) -> None:
         self.routes = routes
         self.functions = functions
         self.account_id = account_id
+        self.inbox = inbox
 
     def handle(self, request: HttpRequest) -> HttpAnswer:
         path = unquote(urlsplit(request.target).path)
+        if self.inbox is not None and (path == "/_inbox" or path.startswith("/_inbox/")):
+            return self.inbox.handle(request)  # the local runtime's own pages, not the API's
         found = find_route(self.routes, request.method, path)
         if found is None:
             log.info("no route for %s %s (routes come from template.yaml)", request.method, path)

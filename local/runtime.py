@@ -16,7 +16,10 @@
 - a demo account (the documents' sample key, shortcode 28444, service-id 12345),
   the same across restarts;
 - the state (tables and buckets) kept in <data dir>/state/ across restarts
-  (local.persistence; `make local-reset` or `--reset` forgets it).
+  (local.persistence; `make local-reset` or `--reset` forgets it);
+- the inbox at /_inbox/ (local.inbox): what phones received, the postbacks of
+  accounts whose URL is the inbox (the demo account's unless MMS_LOCAL_POSTBACK_URL
+  is set), timelines, and a phone that sends MMS and SMS (local.phone).
 
 Settings (environment): MMS_LOCAL_PORT (3000), MMS_LOCAL_AWS_PORT (4566),
 MMS_LOCAL_API_KEY, MMS_LOCAL_ACCOUNT_ID (demo), MMS_LOCAL_POSTBACK_SECRET,
@@ -72,6 +75,7 @@ from mmsapi.redact import RedactingFilter
 if TYPE_CHECKING:
     from moto.server import ThreadedMotoServer
 
+    from local.inbox import Inbox
     from local.mmsc import SimulatedMmsc
     from local.sms import SimulatedSmsGateway
 
@@ -82,6 +86,7 @@ DEMO_SHORTCODE = "28444"
 DEMO_COUNTRY = "US"
 DEMO_SERVICE_ID = "12345"
 DEMO_ACCOUNT_ID = "demo00000001"
+SMS_MO_TOPIC = "SmsInboundTopic"  # two-way SMS: the phone's SMS are published there
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -299,6 +304,7 @@ class Runtime:
         self.gate: Any = None
         self.undo_threads: Callable[[], None] | None = None
         self.demo: DemoAccount | None = None
+        self.inbox: Inbox | None = None
         self.state: LocalState | None = None
         self.snapshots: Snapshotter | None = None
         self.serving = False
@@ -332,11 +338,19 @@ class Runtime:
         reset_product_caches()
         self.gate = _install_gate(self.stack, self.settings.gsi_lag_seconds)
         self.undo_threads = threads_inherit_the_invocation()
+        from local.inbox import RECEIVER
+
         self.functions = describe_functions(
-            self.stack, sms_url=carrier["SmsUrl"], gate=self.gate, isolated=True
+            self.stack,
+            sms_url=carrier["SmsUrl"],
+            # Accounts without a postback URL post to the inbox (local only).
+            postback_inbox=f"{settings.api_url}{RECEIVER}",
+            gate=self.gate,
+            isolated=True,
         )
         if "ApiFunction" in self.functions:
             self.environment = self.functions["ApiFunction"].environment
+        self.inbox = self._inbox()
         self.demo = self._create_demo_account()
         for function in self.functions.values():
             function.load()
@@ -370,7 +384,9 @@ class Runtime:
             )
             ticker.start()
             self.threads.append(ticker)
-        self.api_server.api = LocalApi(self.routes, self.functions, self.stack.account_id)
+        self.api_server.api = LocalApi(
+            self.routes, self.functions, self.stack.account_id, inbox=self.inbox
+        )
         serving = threading.Thread(
             target=self.api_server.serve_forever, kwargs={"poll_interval": 0.2}, name="api"
         )
@@ -414,6 +430,75 @@ class Runtime:
         )
         self.moto.start()
 
+    def _inbox(self) -> Inbox:
+        """The inbox at /_inbox/: it reads accounts and sends as mmsapi-admin does (an
+        operator's calls, with every function's table names)."""
+        from local.inbox import Inbox
+
+        variables: dict[str, str] = {}
+        for function in self.functions.values():
+            variables.update(function.environment)
+        variables.update(self.environment)
+
+        def secret_of(account_id: str) -> str | None:
+            from mmsapi.settings import scoped_settings, settings_from
+            from mmsapi.store.accounts import AccountStore
+
+            with scoped_settings(settings_from(variables)):
+                account = AccountStore().get(account_id)
+            return account.postback_secret if account is not None else None
+
+        def timeline(tracking: str) -> str | None:
+            from mmsapi.admin.trace import trace
+            from mmsapi.services.accounts import InvalidInputError
+            from mmsapi.settings import scoped_settings, settings_from
+            from mmsapi.store.accounts import AccountStore
+
+            with scoped_settings(settings_from(variables)):
+                try:
+                    return trace(tracking, AccountStore())
+                except InvalidInputError as exc:
+                    return str(exc)
+
+        return Inbox(
+            self.settings.data_dir,
+            port=self.settings.port,
+            carrier_url=f"{self.settings.api_url}/carrier/mm7/{self.carrier_token}",
+            shortcode=DEMO_SHORTCODE,
+            secret_of=secret_of,
+            timeline=timeline,
+            send_sms=self._sms_mo(),
+        )
+
+    def _sms_mo(self) -> Callable[[str, str, str], str] | None:
+        """A phone's SMS: End User Messaging publishes it to the two-way SMS topic, and SNS
+        hands it to the function subscribed (not emulated otherwise: done here as SNS
+        does it). None when the template has no such topic."""
+        from local.phone import sms_mo_event
+
+        assert self.stack is not None
+        topic = SMS_MO_TOPIC
+        subscribed = [
+            logical_id
+            for logical_id, resource in self.stack.sam_template["Resources"].items()
+            if resource.get("Type") == "AWS::Serverless::Function"
+            for event in (resource.get("Properties", {}).get("Events") or {}).values()
+            if event.get("Type") == "SNS"
+            and (event.get("Properties") or {}).get("Topic") == {"Ref": topic}
+        ]
+        if topic not in self.stack.arns or not subscribed:
+            return None
+        function = self.functions[subscribed[0]]
+        topic_arn = self.stack.arns[topic]
+
+        def send_sms(sender: str, recipient: str, text: str) -> str:
+            event = sms_mo_event(topic_arn, sender=sender, recipient=recipient, text=text)
+            result = function.invoke(event)
+            log.info("phone: SMS from %s to %s handed to %s", sender, recipient, function.name)
+            return f"delivered to {subscribed[0]} ({json.dumps(result)[:200]})"
+
+        return send_sms
+
     def _create_demo_account(self) -> DemoAccount:
         """As `mmsapi-admin` does it: an operator's call, with the API's table names. A
         kept demo account (a restart) is the same one, with this start's postback URL
@@ -427,21 +512,26 @@ class Runtime:
         with scoped_settings(settings_from(self.environment)):
             store = AccountStore()
             kept = store.by_api_key(s.api_key)
+            account_id = kept.account_id if kept is not None else s.account_id
+            # No MMS_LOCAL_POSTBACK_URL: the postbacks go to the inbox, not nowhere.
+            url = s.postback_url or (self.inbox.receiver_url(account_id) if self.inbox else "")
             if kept is None:
                 account, key = create_account(
                     store,
                     "demo",
                     shortcodes=[Shortcode(code=DEMO_SHORTCODE, country=DEMO_COUNTRY)],
                     service_id=DEMO_SERVICE_ID,
-                    postback_url=s.postback_url,
+                    postback_url=url,
                     api_key=s.api_key,
                     account_id=s.account_id,
                     postback_secret=s.postback_secret or None,
                 )
             else:
                 secret = s.postback_secret or kept.postback_secret
-                update = {"postback_url": s.postback_url, "postback_secret": secret}
-                changed = store.change(kept.account_id, lambda a: a.model_copy(update=update))
+                changed = store.change(
+                    kept.account_id,
+                    lambda a: dataclasses.replace(a, postback_url=url, postback_secret=secret),
+                )
                 account, key = changed or kept, s.api_key
         return DemoAccount(account.account_id, key, account.postback_url, account.postback_secret)
 
@@ -455,6 +545,8 @@ class Runtime:
             "aws_endpoint": self.settings.aws_endpoint,
             "stack_name": self.stack.name,
             "api_key": self.demo.api_key,
+            "carrier_token": self.carrier_token,  # `python -m local phone` posts MO with it
+            "inbox_url": f"{self.settings.api_url}/_inbox/",
             "demo_account": {
                 "account_id": self.demo.account_id,
                 "shortcode": f"{DEMO_SHORTCODE}:{DEMO_COUNTRY}",
@@ -563,7 +655,15 @@ class Runtime:
             f"  API key          {self.demo.api_key}",
             f"  Demo account     {self.demo.account_id}: shortcode {DEMO_SHORTCODE} "
             f"({DEMO_COUNTRY}), service-id {DEMO_SERVICE_ID}",
-            "  Postback URL     " + (self.demo.postback_url or "none: set MMS_LOCAL_POSTBACK_URL"),
+            "  Postback URL     "
+            + (
+                self.demo.postback_url
+                + (
+                    "   (the inbox; MMS_LOCAL_POSTBACK_URL sends them elsewhere)"
+                    if "/_inbox/" in self.demo.postback_url
+                    else ""
+                )
+            ),
             f"  Postback secret  {self.demo.postback_secret}",
             "                   (X-MMS-Signature: sha256=HMAC-SHA256 of the body with it)",
             "  Carrier          "
@@ -576,6 +676,8 @@ class Runtime:
             f"  Carrier routes   {s.api_url}/carrier/mm7/{self.carrier_token}   (reports, MO;"
             " pin the token with MMS_LOCAL_CARRIER_TOKEN)",
             f"  Fallback SMS     simulated gateway (what it sent: {self.settings.data_dir}/sms/)",
+            f"  Inbox            {s.api_url}/_inbox/   (what phones got, postbacks, timelines;"
+            " a phone's MO: python -m local phone --text yes)",
             f"  Embedded AWS     {endpoint}   (moto; dashboard {endpoint}/moto-api/)",
             f"  Media bucket     s3://{bucket}",
             f"    aws --endpoint-url {endpoint} s3 ls s3://{bucket} --recursive",

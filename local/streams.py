@@ -5,7 +5,9 @@ StreamSource. A StreamReader reads its records from where it left off (TRIM_HORI
 first); a StreamPoller thread hands them to the function as one event, in order, and
 moves on past a batch only when it succeeded: on a batchItemFailures answer it reads
 again from the failed record, on an error from the batch's first, after a pause
-(Lambda retries a stream batch until it succeeds or its records expire).
+(Lambda retries a stream batch until it succeeds or its records expire). Records that
+match none of the mapping's FilterCriteria patterns are dropped unseen, as Lambda drops
+them (local/stream_filters.py); a batch of only those invokes nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from local.functions import LocalFunction
 from local.stack import Stack
+from local.stream_filters import passes, patterns_of
 
 # botocore sends stream calls to <account>.streams-ddb.<region>..., which moto does not
 # serve: the regional endpoint is the same service.
@@ -42,6 +45,7 @@ class StreamSource:
     stream_arn: str
     batch_size: int
     report_failures: bool
+    patterns: tuple[dict[str, Any], ...] = ()  # FilterCriteria (none: every record)
 
 
 def stream_sources(stack: Stack) -> list[StreamSource]:
@@ -72,6 +76,7 @@ def stream_sources(stack: Stack) -> list[StreamSource]:
                 batch_size=max(1, min(1000, int(raw.get("BatchSize", 100)))),
                 report_failures="ReportBatchItemFailures"
                 in (raw.get("FunctionResponseTypes") or []),
+                patterns=patterns_of(raw.get("FilterCriteria")),
             )
         )
     return sources
@@ -144,19 +149,25 @@ def deliver(
     reader: StreamReader, invoke: Callable[[dict[str, Any]], Any], acting: Callable[[], Any]
 ) -> int:
     """Hand the next batch to the function; move past what succeeded. Returns how many
-    records were handed over (0: nothing new). Raises what the function raised."""
+    records were read (0: nothing new), whether handed over or dropped by the mapping's
+    filters. Raises what the function raised."""
     batch = reader.read(acting)
     if not batch:
         return 0
     shard_id = batch[0][0]
-    records = [record for _, record in batch]
+    records = [record for _, record in batch if passes(record, reader.source.patterns)]
+    if not records:  # every record filtered out: Lambda moves past them, invoking nothing
+        reader.done(shard_id, str(batch[-1][1]["dynamodb"].get("SequenceNumber", "")))
+        return len(batch)
     result = invoke({"Records": records})
     sequences = [str(r["dynamodb"].get("SequenceNumber", "")) for r in records]
     failed = _first_failure(result, sequences, reader.source.report_failures)
-    done = sequences if failed is None else sequences[: sequences.index(failed)]
-    if done:
-        reader.done(shard_id, done[-1])
-    return len(records)
+    read = [str(r["dynamodb"].get("SequenceNumber", "")) for _, r in batch]
+    # Past the whole batch (the records filtered out too), or up to the failed record.
+    upto = len(read) if failed is None else read.index(failed)
+    if upto:
+        reader.done(shard_id, read[upto - 1])
+    return len(batch)
 
 
 def _first_failure(result: Any, sequences: list[str], report_failures: bool) -> str | None:

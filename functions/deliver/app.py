@@ -12,14 +12,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
+from mmsapi.batch import BatchResponse, SqsRecord, process_batch
 from mmsapi.observability import logger, message_context, metrics, tracer
 from mmsapi.services.adapt import reencode_within
 from mmsapi.services.context import context
@@ -29,22 +22,19 @@ from mmsapi.settings import get_settings
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-# A failed record is reported, not raised, even when it is the whole batch (BatchSize 1).
-processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
-
-def _one(record: SQSRecord) -> None:
+def _one(record: SqsRecord) -> None:
     send_id = int(json.loads(record.body)["send_id"])
     with message_context(action="deliver", send_id=send_id):
         _deliver(record, send_id)
 
 
-def _deliver(record: SQSRecord, send_id: int) -> None:
+def _deliver(record: SqsRecord, send_id: int) -> None:
     ctx = context()
     try:
         outcome = deliver(ctx, send_id)
     except Exception as exc:  # RetryLater, or a fault a later attempt may not meet
-        attempt = int(record.attributes.approximate_receive_count)
+        attempt = record.receive_count
         if attempt >= get_settings().send_max_attempts:
             # The last attempt: the send ends here (E999), not in the dead-letter queue.
             outcome = give_up(ctx, send_id, str(exc) or type(exc).__name__)
@@ -79,13 +69,10 @@ def _run_step(event: dict[str, Any], send_id: int) -> dict[str, Any]:
 @logger.inject_lambda_context
 @metrics.log_metrics
 @tracer.capture_lambda_handler
-def handler(
-    event: dict[str, Any], lambda_context: LambdaContext
-) -> PartialItemFailureResponse | dict[str, Any]:
+def handler(event: dict[str, Any], lambda_context: LambdaContext) -> BatchResponse | dict[str, Any]:
     # Send-time re-encoding stops in time for the send to end within this invocation.
     with reencode_within(lambda_context.get_remaining_time_in_millis()):
         if "step" in event:
             return _step(event)
-        return process_partial_response(
-            event=event, record_handler=_one, processor=processor, context=lambda_context
-        )
+        # A failed record is reported, not raised, even when it is the whole batch.
+        return process_batch(event, _one)

@@ -10,9 +10,9 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from mmsapi.carrier.mm7 import MM7Error
-from mmsapi.observability import logger, message_context, metrics, tracer
+from mmsapi.observability import count, logger, message_context, metrics, tracer
 from mmsapi.services.context import context
-from mmsapi.services.report import mm7_request, sms_event, sms_report
+from mmsapi.services.report import mm7_request, sms_report, sns_message
 from mmsapi.settings import get_settings
 
 if TYPE_CHECKING:
@@ -25,14 +25,19 @@ def _answer(status: int, body: str | bytes, content_type: str = "text/plain") ->
 
 
 def _sns(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Fallback SMS receipts from AWS End User Messaging, through its SNS topic."""
+    """Fallback SMS receipts and SMS from phones, from AWS End User Messaging through
+    SNS. A malformed message is logged (its id, not its text) and counted, never retried."""
     settled = 0
     for record in records:
         with message_context(action="report"):  # one record's ids, not the next one's
             try:
-                settled += sms_event(context(), json.loads(record["Sns"]["Message"]))
-            except (ValueError, KeyError, TypeError):
-                logger.warning("not an SMS event", extra={"record": record.get("Sns", {})})
+                settled += sns_message(context(), json.loads(record["Sns"]["Message"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                sns_id = str(record.get("Sns", {}).get("MessageId", ""))[:100]
+                logger.warning(
+                    "not an SMS event", extra={"sns_id": sns_id, "reason": str(exc)[:200]}
+                )
+                count("SnsMessagesMalformed")
     return {"settled": settled}
 
 

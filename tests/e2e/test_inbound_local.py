@@ -1,5 +1,6 @@
 """MMS from a phone on the local runtime, over HTTP: the carrier route answers DeliverRsp
-1000, N401 reaches the postback URL signed, and its link downloads the same picture.
+1000, N401 reaches the postback URL signed, and its link downloads the same picture;
+STOP from the phone refuses the next send (E114) and START allows it, in both dialects.
 
 The phone is build_deliver_req, the builder the simulated MMSC's phone will use; the
 runtime's AWS gate must deny nothing (started_runtime checks it when the module ends).
@@ -18,7 +19,7 @@ from lxml import etree
 
 from mmsapi.carrier.message import MessagePart
 from mmsapi.carrier.mm7_deliver import build_deliver_req
-from tests.e2e.runtime import LocalRuntime, Postback, started_runtime
+from tests.e2e.runtime import KEY, LocalRuntime, Postback, answer, started_runtime
 from tests.media import photo_jpeg
 
 TOKEN = "local-carrier-token-for-e2e-0001"
@@ -112,3 +113,73 @@ def test_a_reply_with_a_picture_and_yes_reaches_the_account(
     assert links[1].startswith(f"{runtime.api_url}/v/mo.")
     with urllib.request.urlopen(links[1], timeout=30) as download:  # follows the redirect
         assert download.read() == PICTURE
+
+
+PHONE = "14082257140"
+SEND = {
+    "current": (
+        "/ep/v1/",
+        "<request><action>sendSavedMMS</action><api-key>{key}</api-key><mms-id>{mms_id}</mms-id>"
+        f"<to>{PHONE}</to><from>28444</from><service-id>12345</service-id>"
+        "<fallback-sms-text>See</fallback-sms-text></request>",
+        ("status", "error-code"),
+    ),
+    "legacy": (
+        "/API/wxml/1.3/index.php",
+        "<REQUEST><ACTION>sendSavedMMS</ACTION><API_KEY>{key}</API_KEY><MMSID>{mms_id}</MMSID>"
+        f"<TO>{PHONE}</TO><FROM>28444</FROM><SERVICEID>12345</SERVICEID>"
+        "<FALLBACKSMSTEXT>See</FALLBACKSMSTEXT></REQUEST>",
+        ("STATUS", "ERRORCODE"),
+    ),
+}
+SAVE = {
+    "current": "<request><action>saveMMS</action><api-key>{key}</api-key><name>n</name>"
+    "<message-subject>Hi</message-subject><slide><message-text>one</message-text></slide>"
+    "</request>",
+    "legacy": "<REQUEST><ACTION>saveMMS</ACTION><API_KEY>{key}</API_KEY><NAME>n</NAME>"
+    "<SUBJECT>Hi</SUBJECT><SLIDE><TEXT>one</TEXT></SLIDE></REQUEST>",
+}
+
+
+def send_saved(runtime: LocalRuntime, dialect: str, mms_id: str) -> tuple[str, str]:
+    """(status, error code) of a sendSavedMMS to the phone, in the dialect."""
+    path, xml, (status, code) = SEND[dialect]
+    _, got = answer(runtime.post(path, xml.format(key=KEY, mms_id=mms_id)))
+    return got[status], got.get(code, "")
+
+
+def confirmations(runtime: LocalRuntime) -> list[str]:
+    """The texts the simulated SMS gateway sent the phone."""
+    sent = [json.loads(p.read_text()) for p in (runtime.data_dir / "sms").glob("*.json")]
+    return [str(s["text"]) for s in sent if s["to"] == PHONE]
+
+
+@pytest.mark.parametrize("dialect", ["current", "legacy"])
+def test_stop_from_the_phone_refuses_the_next_send_and_start_allows_it(
+    runtime: LocalRuntime, demo: dict[str, str], dialect: str
+) -> None:
+    # Given the demo account in the dialect under test, and a saved MMS it sends the phone
+    done = runtime.run(
+        "-m", "mmsapi.admin", "update", demo["account_id"], "--postback-dialect", dialect
+    )
+    assert done.returncode == 0, done.stderr
+    path = SEND[dialect][0]
+    _, saved = answer(runtime.post(path, SAVE[dialect].format(key=KEY)))
+    mms_id = saved.get("mms-id" if dialect == "current" else "MMSID")
+    assert mms_id, saved
+    assert send_saved(runtime, dialect, mms_id)[0] == "Success"
+    before = len(confirmations(runtime))
+    # When the phone replies STOP
+    assert b"<StatusCode>1000</StatusCode>" in phone_replies(runtime, "STOP", f"tx-stop-{dialect}")
+    # Then the next sendSavedMMS to it answers E114
+    assert send_saved(runtime, dialect, mms_id) == ("Failure", "E114")
+    # And the account is told (N401, keyword stop), and the phone got its confirmation
+    keyword = "keyword" if dialect == "current" else "KEYWORD"
+    told = runtime.postbacks.wait_for(
+        lambda p: f"<{keyword}>stop</{keyword}>".encode() in p.body, timeout=30
+    )
+    assert etree.fromstring(told.body).tag == ("postback" if dialect == "current" else "POSTBACK")
+    assert any("unsubscribed" in text for text in confirmations(runtime)[before:])
+    # When the phone replies START, Then sends to it are accepted again
+    assert b"<StatusCode>1000</StatusCode>" in phone_replies(runtime, "Start", f"tx-go-{dialect}")
+    assert send_saved(runtime, dialect, mms_id)[0] == "Success"

@@ -513,6 +513,21 @@ def test_a_damaged_s3_entry_is_a_miss(stack: Stack, files: Files) -> None:
     assert S3RenditionCache(media).get(tpl, "iphone") is None
 
 
+@pytest.mark.parametrize(
+    "manifest", [b"{not json", b"[]", b'{"version": 1, "parts": [{"slide": "one"}]}', b"\xff"]
+)
+def test_a_corrupt_s3_manifest_is_a_miss(stack: Stack, files: Files, manifest: bytes) -> None:
+    # Given parts cached in S3 whose manifest was since overwritten with something else
+    tpl = campaign(files)
+    media = MediaStore()
+    send(tpl, GENERIC, files, cache=S3RenditionCache(media))
+    assert S3RenditionCache(media).get(tpl, "generic") is not None
+    media.put("templates/acct-1/35674/adapted/generic/manifest.json", manifest, "text/plain")
+    # When the cache is read
+    # Then it is a miss (adapting again repairs it), not an error
+    assert S3RenditionCache(media).get(tpl, "generic") is None
+
+
 # ---- the handset cache -------------------------------------------------------------
 
 

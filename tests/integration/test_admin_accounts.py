@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -440,9 +441,7 @@ def test_two_admins_changing_one_account_keep_both_changes(
         found = store_class_read(self, wanted)
         if not interleaved:
             interleaved.append("other")
-            AccountStore().change(
-                wanted, lambda a: a.model_copy(update={"operator_ids": ["310410"]})
-            )
+            AccountStore().change(wanted, lambda a: replace(a, operator_ids=["310410"]))
         return found
 
     monkeypatch.setattr(AccountStore, "_read", read_then_other_admin_writes)

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from local.stack import Stack
+from mmsapi import records
 from mmsapi.admin import cli as admin
 from mmsapi.admin import target
 from mmsapi.models import Account, Send, SendStatus
@@ -53,7 +54,7 @@ def test_backfill_gives_accounts_and_sends_of_an_older_stack_their_lookup_items(
         Item={
             "account_id": {"S": old.account_id},
             "key_hash": {"S": old.key_hash},
-            "doc": {"S": old.model_dump_json()},
+            "doc": {"S": records.to_json(old)},
         },
     )
     assert AccountStore().by_api_key("old-key-" + "x" * 24) is None

@@ -38,6 +38,7 @@ from local.faults import active_plan
 from local.mmsc import Outcome, Rule
 from local.queues import sqs_event
 from local.stack import Stack
+from mmsapi import records
 from mmsapi.models import SendStatus, Template, TemplateStatus
 from mmsapi.services.deliver import deliver
 from mmsapi.services.report import mm7_report, sms_report
@@ -221,7 +222,7 @@ def _orphans(stack: Stack, client: Client) -> list[str]:
     owned: set[str] = set()
     caches: list[str] = []
     for item in _scan(client.ctx.templates.table):
-        template = Template.model_validate_json(item["doc"]["S"])
+        template = records.from_json(Template, item["doc"]["S"])
         caches.append(template_prefix(template.account_id, template.mms_id) + "adapted/")
         for slide in template.slides:
             for media in slide.media:
@@ -325,7 +326,7 @@ def test_every_message_ends_under_aws_and_carrier_faults(
     stuck = [
         item
         for item in _scan(client.ctx.templates.table)
-        if Template.model_validate_json(item["doc"]["S"]).status is TemplateStatus.ENCODING
+        if records.from_json(Template, item["doc"]["S"]).status is TemplateStatus.ENCODING
     ]
     sends = _scan(client.ctx.sends.table)
     # And no message was told two different ends

@@ -11,6 +11,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 
 from local.stack import Stack
+from mmsapi import records
 from mmsapi.errors import DomainError
 from mmsapi.models import DdmRequest, Send, SendStatus
 from mmsapi.services import context as context_module
@@ -91,7 +92,7 @@ def test_a_claim_left_by_a_dead_worker_ends_with_e999(
             "send_id": {"N": str(send_id)},
             "account_id": {"S": client.account.account_id},
             "status": {"S": "submitting"},
-            "doc": {"S": stored.model_dump_json()},
+            "doc": {"S": records.to_json(stored)},
         },
     )
     assert deliver(client.ctx, send_id) == "interrupted"

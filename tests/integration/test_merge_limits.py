@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import tracemalloc
 
+from mmsapi import records
 from mmsapi.models import (
     CustomText,
     DdmRequest,
@@ -148,7 +149,7 @@ def _item_bytes(send: Send, *, incompressible: bool = False) -> int:
         value = next(iter(typed.values()))
         size += len(name) + (len(value) if isinstance(value, bytes) else len(value.encode()))
     if incompressible:
-        raw = len(send.model_dump_json().encode())
+        raw = len(records.to_json(send).encode())
         bound = raw + (raw >> 12) + (raw >> 14) + (raw >> 25) + 13
         size += bound - len(item[DOC]["B"])
     return size

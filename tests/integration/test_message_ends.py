@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from local.stack import Stack
+from mmsapi import records
 from mmsapi.carrier import mm7
 from mmsapi.errors import DomainError
 from mmsapi.media.types import MediaKind
@@ -92,7 +93,7 @@ def assert_every_message_ended(ctx: Context, stack: Stack) -> None:
         if d["code"] in SEND_FINAL_CODES
     }
     for item in _scan(ctx.templates.table):
-        template = Template.model_validate_json(item["doc"]["S"])
+        template = records.from_json(Template, item["doc"]["S"])
         assert template.status in (TemplateStatus.READY, TemplateStatus.FAILED), template
         assert "settle_by" not in item
         if template.single_send_id is None:

@@ -152,7 +152,7 @@ def test_a_relay_that_dies_after_publishing_publishes_again_with_the_same_id(
     )
     records = _stream_records(stack)
     refused = _answer(500, {"Error": {"Code": "InternalServerError", "Message": "injected"}})
-    with fault(aws.dynamodb(), "DeleteItem", lambda: refused), pytest.raises(DomainError):
+    with fault(aws.dynamodb(), "BatchWriteItem", lambda: refused), pytest.raises(DomainError):
         relay_event({"Records": records})  # the batch fails: Lambda will retry it
     # When Lambda retries the batch
     relay_event({"Records": records})

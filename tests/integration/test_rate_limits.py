@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 
+from mmsapi import records
 from mmsapi.errors import DomainError
 from mmsapi.models import Account, RateLimits
 from mmsapi.services.limits import RateLimiter, own_limiter
@@ -42,7 +43,7 @@ class Clock:
 
 def set_limits(client: Client, **limits: object) -> None:
     def edit(account: Account) -> Account:
-        account.rate_limits = RateLimits.model_validate(limits)
+        account.rate_limits = records.load(RateLimits, limits)
         return account
 
     client.ctx.accounts.change(client.account.account_id, edit)

@@ -13,6 +13,7 @@ import pytest
 
 from local.stack import Stack
 from mmsapi.carrier.profiles import get_profile
+from mmsapi.media import transcode
 from mmsapi.media.transcode import transcode_video
 from mmsapi.media.types import MediaKind
 from mmsapi.models import (
@@ -136,7 +137,7 @@ def test_re_encoding_gets_only_the_time_the_invocation_has_left(
         given.append(kwargs["seconds"])
         return transcode_video(*args, **kwargs)
 
-    monkeypatch.setattr(adapt, "transcode_video", recording)
+    monkeypatch.setattr(transcode, "transcode_video", recording)  # adapt imports it late
     # When it is adapted within that invocation
     with reencode_within(60_000):
         _adapt(template, store)

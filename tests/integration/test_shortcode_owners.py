@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from local.stack import Stack
+from mmsapi import records
 from mmsapi.admin import cli as admin
 from mmsapi.admin import target
 from mmsapi.admin.changes import parse_change
@@ -70,7 +71,7 @@ def legacy_account(store: AccountStore, account_id: str, *held: str) -> Account:
         Item={
             "account_id": {"S": account.account_id},
             "key_hash": {"S": account.key_hash},
-            "doc": {"S": account.model_dump_json()},
+            "doc": {"S": records.to_json(account)},
         },
     )
     return account

@@ -14,12 +14,12 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from pytest_httpserver import HTTPServer
 
 from local.aws_gate import acting_as
 from local.stack import Stack
 from mmsapi import observability
+from mmsapi.batch import BatchFailedError
 from mmsapi.observability import current_ids, logger, tracer
 from mmsapi.services.accounts import set_postback
 from mmsapi.settings import get_settings
@@ -266,7 +266,7 @@ def test_ids_do_not_leak_into_the_next_record_of_a_batch(
     # And the postbacks of both, handled concurrently in one batch, keep apart too
     bodies = queued_postbacks(stack)
     records = [sqs_record(b, n, receive_count=2) for n, b in enumerate(bodies)]
-    with phase(log_lines) as told, pytest.raises(BatchProcessingError):
+    with phase(log_lines) as told, pytest.raises(BatchFailedError):
         invoke("postback", "PostbackFunction", {"Records": records})  # both refused: retried
     assert len(told) == 2, told  # the account's URL refuses: one failed attempt each
     for line in told:

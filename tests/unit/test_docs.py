@@ -20,7 +20,7 @@ from lxml import etree
 from mmsapi.errors import CATALOGUE
 from mmsapi.media.types import EXTENSIONS, MIME_TYPES
 from mmsapi.models import Dialect, Template, TemplateStatus
-from mmsapi.services import announce, inbound, report, sweep
+from mmsapi.services import announce, inbound, report, sms_inbound, sweep
 from mmsapi.services.api import ACTIONS
 from mmsapi.services.postback import POSTBACK_FIELDS, build_postback, origin_of
 from mmsapi.text import fill_merge_tags
@@ -159,6 +159,7 @@ def emitted_postback_codes() -> set[str]:
         report.SMS_FAILED.code,
         *sweep.EXPIRED_CODES.values(),
         inbound.MO_CODE,
+        sms_inbound.SMS_MO_CODE,
     }
     return (literal_postback_codes() | tables) - NEVER_SENT
 

@@ -167,6 +167,15 @@ GIVEN: dict[str, dict[str, Any]] = {
         "message-subject": "",
         "content": ["https://mms.example.com/v/mo.ZGVtbw.0123456789abcdef.1.s"],
     },
+    "N402": {
+        "from": "14082257140",
+        "to": "28444",
+        "keyword": "stop",
+        "tracking-id": "SMS_MO_0123456789abcdef",
+        "operator-id": "",
+        "timestamp": "2026-11-26T07:27:34+00:00",
+        "message-text": "STOP",
+    },
 }
 
 

@@ -144,6 +144,7 @@ def test_legacy_names_of_every_field() -> None:
         "SPID",
         "TIMESTAMP",
         "SUBJECT",
+        "TEXT",
         "CONTENT",
         "STATUSDETAILS",
         "HANDSET",
@@ -299,7 +300,9 @@ def bus_event(detail: dict[str, Any], event_id: str = "evt-7") -> dict[str, Any]
 def test_handle_event_delivers_in_the_account_dialect(httpserver: Any, settings: Settings) -> None:
     # Given a legacy-dialect account with a postback URL
     httpserver.expect_request("/hook").respond_with_data(b"OK")
-    store = FakeAccounts(account("demo", httpserver.url_for("/hook"), postback_dialect="legacy"))
+    store = FakeAccounts(
+        account("demo", httpserver.url_for("/hook"), postback_dialect=Dialect.LEGACY)
+    )
     # When an N003 event is handled
     handle_event(bus_event(N003), store, settings)
     # Then the receiver got the legacy XML with the event id

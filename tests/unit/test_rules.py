@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mmsapi import records
 from mmsapi.errors import ApiError
 from mmsapi.media.types import MediaKind
 from mmsapi.models import Limits, MediaRef, SaveRequest, SlideSpec
@@ -31,7 +32,7 @@ def slide(
 def request(**changes: object) -> SaveRequest:
     base: dict[str, object] = {"name": "n", "subject": "s", "slides": [slide()]}
     base.update(changes)
-    return SaveRequest.model_validate(base)
+    return records.load(SaveRequest, base)
 
 
 def code_of(req: SaveRequest, limits: Limits | None = None) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from mmsapi import records
 from mmsapi.errors import CATALOGUE, ApiError
 from mmsapi.models import Dialect, Send, Template, TemplateStatus
 from mmsapi.services import deliver, report, sweep
@@ -53,7 +54,7 @@ def send(**changes: object) -> Send:
         "service_id": "12345",
         "client_reference": "order-17",
     }
-    return Send.model_validate({**values, **changes})
+    return records.load(Send, {**values, **changes})
 
 
 def template(**changes: object) -> Template:
@@ -64,7 +65,7 @@ def template(**changes: object) -> Template:
         "status": TemplateStatus.READY,
         "slides": [],
     }
-    return Template.model_validate({**values, **changes})
+    return records.load(Template, {**values, **changes})
 
 
 def current(postback: Postback) -> bytes:

@@ -1,15 +1,20 @@
-"""Pydantic models that services take and return, and that stores persist."""
+"""The records that services take and return, and that stores persist.
+
+Plain dataclasses (`@record`: slotted, keyword-only), not pydantic: every handler imports
+this module, and importing pydantic costs half a bare `import boto3` (issue 11). Stores
+turn stored dicts into records and back with mmsapi/records.py; nothing here validates
+on construction."""
 
 from __future__ import annotations
 
 import secrets
+from dataclasses import field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Final
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from mmsapi.media.types import MediaKind
+from mmsapi.records import record
 
 ALL_ACTIONS: tuple[str, ...] = (
     "saveMMS",
@@ -24,19 +29,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class Model(BaseModel):
-    """Each model builds its validator on first use, not at import: a cold start pays
-    only for the models its request uses."""
-
-    model_config = ConfigDict(defer_build=True)
-
-
 class Dialect(StrEnum):
     CURRENT = "current"  # <request><api-key>… answered in lowercase-hyphen
     LEGACY = "legacy"  # <REQUEST><API_KEY>… answered in uppercase
 
 
-class Shortcode(Model):
+@record
+class Shortcode:
     code: str
     country: str = "US"  # ISO 3166 alpha-2 of the recipients this shortcode serves
     default: bool = False  # the default shortcode for its country
@@ -74,14 +73,15 @@ LIMIT_CEILINGS: Final[dict[str, int]] = {
 }
 
 
-class Limits(Model):
+@record
+class Limits:
     """Per-account limits. Defaults accept what phones and marketing tools produce
     today (multi-MB photos, short HD video): such media is adapted down, not refused."""
 
     max_slides: int = 8
     max_text_chars: int = 5000
     max_subject_chars: int = 80
-    max_bytes: dict[MediaKind, int] = Field(default_factory=lambda: dict(DEFAULT_CAPS))
+    max_bytes: dict[MediaKind, int] = field(default_factory=lambda: dict(DEFAULT_CAPS))
     # Stored image renditions are fitted into this many bytes at save time.
     image_budget_bytes: int = 600 * 1024
     image_max_dimension: int = 1600
@@ -106,11 +106,12 @@ RATE_LIMIT_BOUNDS: Final[dict[str, tuple[float, float]]] = {
 }
 
 
-class RateLimits(Model):
+@record
+class RateLimits:
     """How often an account may call (services/limits.py): E113, E106, E120."""
 
     # Requests per second per action; an action not named has DEFAULT_THROUGHPUT.
-    throughput: dict[str, int] = Field(default_factory=dict)
+    throughput: dict[str, int] = field(default_factory=dict)
     # Least time between two calls of the account, any action; 0 = no minimum.
     min_interval_seconds: float = 0.0
     # Requests per UTC day, all actions; the count starts again at 00:00 UTC.
@@ -120,31 +121,58 @@ class RateLimits(Model):
         return self.throughput.get(action, DEFAULT_THROUGHPUT)
 
 
-class Account(Model):
-    model_config = ConfigDict(extra="ignore")
+# STOP/START/HELP (docs/inbound.md#opt-out-and-help): CTIA's words; `{account}` in a reply
+# text is the account's name.
+OPT_OUT_KEYWORDS: Final = ("stop", "stopall", "unsubscribe", "cancel", "end", "quit")
+OPT_IN_KEYWORDS: Final = ("start", "unstop")
 
+
+@record
+class OptOutSettings:
+    """The keywords a phone opts out, back in, or asks for help with, and the replies."""
+
+    opt_out_keywords: list[str] = field(default_factory=lambda: list(OPT_OUT_KEYWORDS))
+    opt_in_keywords: list[str] = field(default_factory=lambda: list(OPT_IN_KEYWORDS))
+    help_keywords: list[str] = field(default_factory=lambda: ["help"])
+    opt_out_text: str = (
+        "{account}: You are unsubscribed and will receive no more messages. "
+        "Reply START to resubscribe."
+    )
+    opt_in_text: str = (
+        "{account}: You are subscribed again. Msg&data rates may apply. "
+        "Reply HELP for help, STOP to cancel."
+    )
+    help_text: str = (
+        "{account}: Reply STOP to cancel, START to resubscribe. Msg&data rates may apply."
+    )
+
+
+@record
+class Account:
     account_id: str
     name: str
     key_hash: str  # sha256 hex of the API key; the key itself is never stored
     enabled: bool = True
-    shortcodes: list[Shortcode] = Field(default_factory=list)
+    shortcodes: list[Shortcode] = field(default_factory=list)
     default_service_id: str = ""
     postback_url: str = ""
     postback_dialect: Dialect = Dialect.CURRENT
     postback_secret: str = ""  # HMAC-SHA256 key for the X-MMS-Signature header
-    allowed_actions: list[str] = Field(default_factory=lambda: list(ALL_ACTIONS))
-    ip_allowlist: list[str] = Field(default_factory=list)  # CIDRs; empty = any address
-    limits: Limits = Field(default_factory=Limits)
-    created_at: datetime = Field(default_factory=utcnow)
+    allowed_actions: list[str] = field(default_factory=lambda: list(ALL_ACTIONS))
+    ip_allowlist: list[str] = field(default_factory=list)  # CIDRs; empty = any address
+    limits: Limits = field(default_factory=Limits)
+    created_at: datetime = field(default_factory=utcnow)
     # Further service-ids besides the default one (E627 for any other).
-    service_ids: list[str] = Field(default_factory=list)
+    service_ids: list[str] = field(default_factory=list)
     # Operators the account may name (E651 for others); empty = any numeric operator-id.
-    operator_ids: list[str] = Field(default_factory=list)
+    operator_ids: list[str] = field(default_factory=list)
     # Numbers that opted out (E114), E.164 without '+'.
-    blocked_numbers: list[str] = Field(default_factory=list)
-    rate_limits: RateLimits = Field(default_factory=RateLimits)
+    blocked_numbers: list[str] = field(default_factory=list)
+    rate_limits: RateLimits = field(default_factory=RateLimits)
     # Keywords an MO's first word is matched against, lower case (docs/inbound.md#keywords).
-    inbox_keywords: list[str] = Field(default_factory=list)
+    inbox_keywords: list[str] = field(default_factory=list)
+    # STOP/START/HELP keywords and replies (docs/accounts.md#opt-out-and-help).
+    opt_out: OptOutSettings = field(default_factory=OptOutSettings)
 
 
 class TemplateStatus(StrEnum):
@@ -154,7 +182,8 @@ class TemplateStatus(StrEnum):
     DELETING = "deleting"  # being removed: invisible
 
 
-class Rendition(Model):
+@record
+class Rendition:
     """One encoded form of a media file (e.g. MP4 and 3GP of one video)."""
 
     key: str
@@ -166,7 +195,8 @@ class Rendition(Model):
     height: int | None = None
 
 
-class StoredMedia(Model):
+@record
+class StoredMedia:
     """One media file of a slide as kept in S3."""
 
     kind: MediaKind
@@ -183,19 +213,21 @@ class StoredMedia(Model):
     frames: int | None = None
     duration_seconds: float | None = None
     # Every encoded form (audio/video), best first; rendition_key is the first one's key.
-    renditions: list[Rendition] = Field(default_factory=list)
+    renditions: list[Rendition] = field(default_factory=list)
 
 
-class TemplateSlide(Model):
+@record
+class TemplateSlide:
     text: str | None = None
     duration: int = 10
-    media: list[StoredMedia] = Field(default_factory=list)
+    media: list[StoredMedia] = field(default_factory=list)
 
     def media_of(self, kind: MediaKind) -> StoredMedia | None:
         return next((m for m in self.media if m.kind == kind), None)
 
 
-class Template(Model):
+@record
+class Template:
     mms_id: int
     account_id: str
     name: str
@@ -206,9 +238,9 @@ class Template(Model):
     client_reference: str = ""
     status: TemplateStatus
     slides: list[TemplateSlide]
-    merge_tags: list[str] = Field(default_factory=list)
+    merge_tags: list[str] = field(default_factory=list)
     size_bytes: int = 0  # bytes stored for this template (originals + renditions)
-    created_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = field(default_factory=utcnow)
     failure_code: str = ""  # E002/E003/E004 when status is failed
     # sendMMS saves a template for one send: that send waits for the encoding, and
     # encoding failures are told as E012/E013 instead of E002/E003.
@@ -218,32 +250,36 @@ class Template(Model):
 # ---- parsed requests -------------------------------------------------------
 
 
-class MediaRef(Model):
+@record
+class MediaRef:
     """A media element of a slide as the client wrote it."""
 
     kind: MediaKind
     url: str
 
 
-class SlideSpec(Model):
+@record
+class SlideSpec:
     number: int  # 1-based position in the request
     text: str | None = None
     duration: str | None = None  # raw; validated by rules
-    media: list[MediaRef] = Field(default_factory=list)
-    template_ids: list[str] = Field(default_factory=list)
+    media: list[MediaRef] = field(default_factory=list)
+    template_ids: list[str] = field(default_factory=list)
 
 
-class SaveRequest(Model):
+@record
+class SaveRequest:
     name: str | None = None
     subject: str | None = None
     fallback_sms_text: str | None = None
     disable_fallback_sms: str | None = None
     disable_fallback_sms_link: str | None = None
     client_reference: str | None = None
-    slides: list[SlideSpec] = Field(default_factory=list)
+    slides: list[SlideSpec] = field(default_factory=list)
 
 
-class SendRequest(Model):
+@record
+class SendRequest:
     """sendSavedMMS / the sending half of sendMMS, as the client wrote it (raw strings)."""
 
     to: str | None = None
@@ -253,10 +289,9 @@ class SendRequest(Model):
     mms_id: str | None = None
     fallback_sms_text: str | None = None
     custom_subject: str | None = None
-    custom_texts: list[tuple[str | None, str | None]] = Field(
-        default_factory=list
-    )  # (slide, value)
-    data: dict[str, str] = Field(default_factory=dict)
+    # (slide, value)
+    custom_texts: list[tuple[str | None, str | None]] = field(default_factory=list)
+    data: dict[str, str] = field(default_factory=dict)
     ddm_force: str | None = None
     ddm_text: str | None = None
     ddm_subject: str | None = None
@@ -264,7 +299,8 @@ class SendRequest(Model):
     client_reference: str | None = None
 
 
-class TemplateSummary(Model):
+@record
+class TemplateSummary:
     mms_id: int
     name: str
     subject: str
@@ -286,19 +322,22 @@ class SendStatus(StrEnum):
     FAILED = "failed"
 
 
-class CustomText(Model):
+@record
+class CustomText:
     slide: int
     value: str
 
 
-class DdmRequest(Model):
+@record
+class DdmRequest:
     text: str
     subject: str = "Device Discovery"
     timeout_minutes: int = 5
     force: bool = False
 
 
-class SendStep(Model):
+@record
+class SendStep:
     """One stored change of a send: when, what it became, and the postback it queued."""
 
     at: datetime
@@ -310,7 +349,8 @@ class SendStep(Model):
     rendition: str = ""  # sent as MMS: the handset profile and parts it was adapted to
 
 
-class Send(Model):
+@record
+class Send:
     """One message to one recipient, from the API answer to its last delivery report."""
 
     send_id: int
@@ -323,8 +363,8 @@ class Send(Model):
     operator_id: str = ""
     fallback_sms_text: str = ""
     custom_subject: str | None = None
-    custom_texts: list[CustomText] = Field(default_factory=list)
-    data: dict[str, str] = Field(default_factory=dict)
+    custom_texts: list[CustomText] = field(default_factory=list)
+    data: dict[str, str] = field(default_factory=dict)
     ddm: DdmRequest | None = None
     ddm_task_token: str = ""  # the discovery workflow waits on this until the DDM's report
     discovered: bool = False  # discovery is over (learnt or timed out): never again
@@ -334,11 +374,11 @@ class Send(Model):
     carrier_message_id: str = ""
     handset: str = ""
     # The hosted page of this send (fallback SMS link): f"{send_id}.{view_secret}".
-    view_secret: str = Field(default_factory=lambda: secrets.token_urlsafe(18))
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
+    view_secret: str = field(default_factory=lambda: secrets.token_urlsafe(18))
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
     # Every stored change, oldest first (store/sends.py appends; mmsapi-admin trace).
-    history: list[SendStep] = Field(default_factory=list)
+    history: list[SendStep] = field(default_factory=list)
     # The adaptation the MMS went out as (deliver): "<profile>: <type> <KB>, ..."; the
     # history's sent step keeps it.
     rendition: str = ""

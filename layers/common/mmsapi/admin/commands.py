@@ -13,6 +13,7 @@ from collections.abc import Callable
 from mmsapi.admin import show, trace
 from mmsapi.admin.changes import parse_change
 from mmsapi.models import Account, Dialect
+from mmsapi.numbers import phone_digits
 from mmsapi.services.accounts import (
     InvalidInputError,
     create_account,
@@ -24,6 +25,7 @@ from mmsapi.services.accounts import (
     set_postback,
 )
 from mmsapi.store.accounts import AccountStore
+from mmsapi.store.opt_outs import OptOutStore
 from mmsapi.store.sends import SendStore
 from mmsapi.store.shortcodes import ShortcodeHeldError
 
@@ -140,3 +142,26 @@ def trace_send(store: AccountStore, args: argparse.Namespace) -> None:
     if printed is None:
         sys.exit(f"mmsapi-admin: no send {args.tracking_id}")
     print(printed)
+
+
+def opt_outs(store: AccountStore, args: argparse.Namespace) -> None:
+    """The account's compliance record: every STOP/START/HELP received, oldest first,
+    then the numbers opted out now."""
+    found(store.get(args.account_id), args.account_id)
+    number = ""
+    if args.number:
+        number = phone_digits(args.number) or ""
+        if not number:
+            raise InvalidInputError(f"--number {args.number[:40]!r}: not a phone number")
+    records = OptOutStore()
+    print(
+        f"{'time':32} {'number':16} {'action':8} {'keyword':12} via  shortcode  message-id  reply"
+    )
+    for event in records.events(args.account_id, number):
+        print(
+            f"{event.at:32} {event.number:16} {event.action.value:8} {event.keyword:12} "
+            f"{event.source:4} {event.shortcode:10} {event.message_id}  "
+            f"{event.reply_id or '(none)'}"
+        )
+    now = [n for n in records.numbers(args.account_id) if not number or n == number]
+    print(f"opted out now: {', '.join(now) or '(none)'}")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import fields
 
+from mmsapi import records
 from mmsapi.models import (
     ALL_ACTIONS,
     DEFAULT_DAILY_QUOTA,
@@ -41,9 +43,19 @@ def as_text(account: Account) -> str:
         ("actions", "(all)" if set(actions) >= set(ALL_ACTIONS) else ", ".join(actions)),
         ("allow-ip", ", ".join(account.ip_allowlist) or "(any address)"),
         ("blocked", ", ".join(account.blocked_numbers) or "(none)"),
+        ("inbox-keywords", ", ".join(account.inbox_keywords) or "(none)"),
     ]
+    replies = account.opt_out
+    for stem in ("opt_out", "opt_in", "help"):
+        label = stem.replace("_", "-")
+        words = getattr(replies, f"{stem}_keywords")
+        rows.append((f"{label}-keywords", ", ".join(words) or "(none)"))
+        rows.append((f"{label}-text", getattr(replies, f"{stem}_text") or "(none)"))
     defaults = Limits()
-    for name, value in account.limits.model_dump(exclude={"max_bytes"}).items():
+    for field in fields(Limits):
+        if field.name == "max_bytes":
+            continue
+        name, value = field.name, getattr(account.limits, field.name)
         default = getattr(defaults, name)
         rows.append(
             (
@@ -68,7 +80,7 @@ def as_text(account: Account) -> str:
 
 def as_json(account: Account) -> str:
     """The stored document, secrets replaced by their fingerprints."""
-    doc = account.model_dump(mode="json")
+    doc = records.dump(account)
     doc["postback_secret"] = fingerprint(account.postback_secret)
     doc["key_hash"] = f"sha256:{account.key_hash[:12]}"
     return json.dumps(doc, indent=2)

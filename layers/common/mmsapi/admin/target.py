@@ -31,6 +31,7 @@ OUTPUTS: Final[dict[str, str]] = {
     "TemplatesTableName": "MMS_TEMPLATES_TABLE",
     "OutboxTableName": "MMS_OUTBOX_TABLE",
     "PostbackAttemptsTableName": "MMS_POSTBACK_ATTEMPTS_TABLE",
+    "OptOutsTableName": "MMS_OPT_OUTS_TABLE",
 }
 # The local runtime's embedded AWS (moto) takes any credentials, in its one region.
 LOCAL_SESSION: Final = {

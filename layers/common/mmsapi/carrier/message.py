@@ -5,9 +5,10 @@ Built per recipient and handset by the adaptation step, sent by a carrier adapte
 
 from __future__ import annotations
 
+from dataclasses import field
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from mmsapi.records import record
 
 
 class OsFamily(StrEnum):
@@ -16,7 +17,8 @@ class OsFamily(StrEnum):
     OTHER = "other"
 
 
-class HandsetProfile(BaseModel):
+@record
+class HandsetProfile:
     """What one class of handset takes (docs/handset-adaptation.md#handset-classes)."""
 
     profile_id: str
@@ -24,18 +26,20 @@ class HandsetProfile(BaseModel):
     os: OsFamily = OsFamily.OTHER
     max_message_bytes: int = 300 * 1024  # on the air: binary parts count size × 1.37 + 814
     max_image_dimension: int = 640  # images go as JPEG, PNG or GIF: every MMS handset shows them
-    audio_types: list[str] = Field(default_factory=lambda: ["audio/amr", "audio/mpeg"])
-    video_types: list[str] = Field(default_factory=lambda: ["video/3gpp"])
+    audio_types: list[str] = field(default_factory=lambda: ["audio/amr", "audio/mpeg"])
+    video_types: list[str] = field(default_factory=lambda: ["video/3gpp"])
 
 
-class MessagePart(BaseModel):
+@record
+class MessagePart:
     content_id: str  # without angle brackets, e.g. "slide1-image.jpg"
     content_type: str
     filename: str
     data: bytes
 
 
-class SlidePlan(BaseModel):
+@record
+class SlidePlan:
     """One slide of the SMIL presentation; each field is a part's content_id."""
 
     duration: int = 10
@@ -43,10 +47,11 @@ class SlidePlan(BaseModel):
     video: str | None = None
     audio: str | None = None
     text: str | None = None
-    objects: list[str] = Field(default_factory=list)  # vCard/iCal/PDF/Passbook parts
+    objects: list[str] = field(default_factory=list)  # vCard/iCal/PDF/Passbook parts
 
 
-class OutgoingMessage(BaseModel):
+@record
+class OutgoingMessage:
     subject: str
     slides: list[SlidePlan]
     parts: list[MessagePart]

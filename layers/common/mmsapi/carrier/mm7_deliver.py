@@ -29,7 +29,6 @@ from typing import Final
 from urllib.parse import unquote
 
 from lxml import etree
-from pydantic import BaseModel
 
 from mmsapi.carrier.message import MessagePart
 from mmsapi.carrier.mm7 import (
@@ -59,6 +58,7 @@ from mmsapi.carrier.mm7 import (
     international,
     soap_with_attachments,
 )
+from mmsapi.records import record
 
 
 @dataclass(frozen=True)
@@ -137,7 +137,8 @@ class DeliverError(MM7Error):
         self.details = details
 
 
-class ReceivedDeliver(BaseModel):
+@record
+class ReceivedDeliver:
     transaction_id: str
     version: Version  # the version answered in (the request's namespace)
     linked_id: str

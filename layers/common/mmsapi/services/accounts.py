@@ -11,6 +11,7 @@ import ipaddress
 import re
 import secrets
 import uuid
+from dataclasses import fields, replace
 from typing import Final
 from urllib.parse import urlsplit
 
@@ -110,8 +111,9 @@ def check_limits(limits: Limits) -> None:
     """Every limit a positive whole number, at most its ceiling (models.LIMIT_CEILINGS,
     DEFAULT_CAPS): beyond, requests would outgrow the functions or DynamoDB's items."""
     values: dict[str, tuple[object, int]] = {
-        name: (value, LIMIT_CEILINGS[name])
-        for name, value in limits.model_dump(exclude={"max_bytes"}).items()
+        f.name: (getattr(limits, f.name), LIMIT_CEILINGS[f.name])
+        for f in fields(limits)
+        if f.name != "max_bytes"
     }
     values.update(
         (f"max_bytes.{kind}", (cap, DEFAULT_CAPS[kind])) for kind, cap in limits.max_bytes.items()
@@ -189,15 +191,13 @@ def create_account(
 
 
 def set_enabled(store: AccountStore, account_id: str, enabled: bool) -> Account | None:
-    return store.change(account_id, lambda account: account.model_copy(update={"enabled": enabled}))
+    return store.change(account_id, lambda account: replace(account, enabled=enabled))
 
 
 def set_allowlist(store: AccountStore, account_id: str, entries: list[str]) -> Account | None:
     """Replace the account's allow-list (empty: any address); InvalidInputError first."""
     networks = check_allowlist(entries)
-    return store.change(
-        account_id, lambda account: account.model_copy(update={"ip_allowlist": networks})
-    )
+    return store.change(account_id, lambda account: replace(account, ip_allowlist=networks))
 
 
 def set_postback(
@@ -223,15 +223,11 @@ def rotate_postback_secret(store: AccountStore, account_id: str) -> Account | No
     """A new signing secret, used from the next postback on (the old one from then on
     verifies nothing)."""
     secret = new_postback_secret()
-    return store.change(
-        account_id, lambda account: account.model_copy(update={"postback_secret": secret})
-    )
+    return store.change(account_id, lambda account: replace(account, postback_secret=secret))
 
 
 def rotate_key(store: AccountStore, account_id: str) -> tuple[Account, str] | None:
     """A new API key; the old one stops working the moment the new one starts."""
     key = new_api_key()
-    account = store.change(
-        account_id, lambda account: account.model_copy(update={"key_hash": hash_key(key)})
-    )
+    account = store.change(account_id, lambda account: replace(account, key_hash=hash_key(key)))
     return (account, key) if account is not None else None

@@ -37,13 +37,6 @@ from typing import Final
 from mmsapi.budget import Budget
 from mmsapi.carrier.message import HandsetProfile, MessagePart, OutgoingMessage, SlidePlan
 from mmsapi.carrier.profiles import BINARY_OBJECTS
-from mmsapi.media.ffmpeg import FfmpegNotFoundError, TranscodeError
-from mmsapi.media.transcode import (
-    ENCODE_SECONDS,
-    MAX_SECONDS,
-    VIDEO_3GP_BUDGET_BYTES,
-    transcode_video,
-)
 from mmsapi.media.types import OBJECT_KINDS, STORED_EXTENSION, TIMED_KINDS, MediaKind
 from mmsapi.models import StoredMedia, Template
 from mmsapi.observability import logger
@@ -538,6 +531,9 @@ def _reencode_source(media: StoredMedia, budget: int) -> _Form:
 
 
 def _reencode_seconds() -> float:
+    # ffmpeg's modules load only for a re-encode: most sends never make one.
+    from mmsapi.media.transcode import ENCODE_SECONDS
+
     budget = _reencode_budget.get()
     return ENCODE_SECONDS if budget is None else min(ENCODE_SECONDS, budget.remaining())
 
@@ -546,6 +542,9 @@ def _reencode(
     media: StoredMedia, content_type: str, budget: int, load: _Memo, seconds: float
 ) -> bytes | None:
     """The video re-encoded into `budget` bytes of `content_type`, within `seconds`."""
+    from mmsapi.media.ffmpeg import FfmpegNotFoundError, TranscodeError
+    from mmsapi.media.transcode import MAX_SECONDS, VIDEO_3GP_BUDGET_BYTES, transcode_video
+
     STATS.reencodes += 1
     small = content_type == "video/3gpp"
     source_form = _reencode_source(media, budget)

@@ -25,7 +25,6 @@ from mmsapi.services.adapt import DoesNotFit, adapt_message
 from mmsapi.services.announce import send_postback
 from mmsapi.services.context import Context
 from mmsapi.services.personalize import fallback_text_for, subject_for, texts_for
-from mmsapi.services.view import view_link
 from mmsapi.settings import get_settings
 from mmsapi.store.outbox import Postback
 
@@ -175,7 +174,7 @@ def _send_mms(ctx: Context, send: Send, template: Template, profile: HandsetProf
             download=ctx.media.download,  # a video source is streamed to a file, not held
             subject=subject_for(template, send),
             slide_texts=texts_for(template, send),
-            link_for=lambda _media: view_link(send),
+            link_for=lambda _media: _view_link(send),
             cache=ctx.renditions,
         )
     except DoesNotFit as exc:
@@ -246,7 +245,7 @@ def _fallback(ctx: Context, send: Send, template: Template, reason: str) -> str:
         return _fail(ctx, send, f"{reason}; fallback SMS is disabled")
     text = fallback_text_for(send)  # merge tags filled, as the MMS's texts are
     if not template.disable_fallback_sms_link:
-        text = f"{text} {view_link(send)}"
+        text = f"{text} {_view_link(send)}"
     try:
         message_id = ctx.sms.send(send.to, send.sender, text)
     except SmsRefused as exc:
@@ -278,3 +277,10 @@ def give_up(ctx: Context, send_id: int, reason: str) -> str:
     postback = send_postback(send, "E999", FAILED, details=details)
     ctx.sends.save(send, expected=SendStatus.QUEUED, postback=postback)
     return "gave up"
+
+
+def _view_link(send: Send) -> str:
+    # The hosted page's module (its renderer, MO links) loads only for a send that links.
+    from mmsapi.services.view import view_link
+
+    return view_link(send)

@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from mmsapi import records
 from mmsapi.media.transcode import TranscodeError, transcode_audio, transcode_video
 from mmsapi.media.types import STORED_EXTENSION, TIMED_KINDS, MediaKind
 from mmsapi.models import Account, Rendition, SendStatus, Template, TemplateStatus
@@ -96,15 +97,17 @@ def transcode_item(media: MediaStore, event: dict[str, Any]) -> dict[str, Any]:
             key = f"{prefix}{kind.value}/{rendition.profile}{rendition.path.suffix}"
             media.upload(rendition.path, key, rendition.content_type)
             stored.append(
-                Rendition(
-                    key=key,
-                    content_type=rendition.content_type,
-                    profile=rendition.profile,
-                    codec=rendition.codec,
-                    bytes=rendition.bytes,
-                    width=rendition.width,
-                    height=rendition.height,
-                ).model_dump()
+                records.dump(
+                    Rendition(
+                        key=key,
+                        content_type=rendition.content_type,
+                        profile=rendition.profile,
+                        codec=rendition.codec,
+                        bytes=rendition.bytes,
+                        width=rendition.width,
+                        height=rendition.height,
+                    )
+                )
             )
     return {"ok": True, "item": item, "duration_seconds": duration, "renditions": stored}
 
@@ -246,7 +249,7 @@ def _apply(template: Template, results: list[dict[str, Any]]) -> None:
         media = slide.media_of(MediaKind(item["kind"]))
         if media is None:
             continue
-        media.renditions = [Rendition.model_validate(r) for r in result["renditions"]]
+        media.renditions = [records.load(Rendition, r) for r in result["renditions"]]
         first = media.renditions[0]
         media.rendition_key, media.rendition_type = first.key, first.content_type
         media.rendition_bytes = first.bytes

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
+from mmsapi import records
 from mmsapi.budget import Budget
 from mmsapi.errors import ApiError
 from mmsapi.models import Account
@@ -50,9 +51,9 @@ def content_hash(action: str, doc: Document) -> str:
     """The request's content as parsed (its dialect included), hashed."""
     content: dict[str, Any] = {"dialect": doc.dialect.value}
     if action in {"saveMMS", "sendMMS"}:
-        content["save"] = read_save(doc.root).model_dump(mode="json")
+        content["save"] = records.dump(read_save(doc.root))
     if action in {"sendSavedMMS", "sendMMS"}:
-        content["send"] = read_send(doc.root, doc.dialect).model_dump(mode="json")
+        content["send"] = records.dump(read_send(doc.root, doc.dialect))
     canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

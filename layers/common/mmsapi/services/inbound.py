@@ -8,6 +8,7 @@ The MMSC posts an MM7 DeliverReq to the carrier route; this answers the DeliverR
 3. recognise the keyword: the first word of the subject, else of the first text part,
    among the account's inbox keywords (case-insensitive; empty when none matches);
 4. store every part in the media bucket (store/inbox.py) with a link secret;
+   a STOP/START/HELP is recorded and answered by SMS (services/opt_out.py);
 5. write the N401 postback to the outbox (relayed to the bus, delivered signed by
    PostbackFunction, in the account's dialect), each part as a download link.
 
@@ -15,7 +16,8 @@ A step that fails (any exception) removes what this request wrote and answers 30
 (server error), so the MMSC sends the message again: nothing half-stored stays behind.
 A message sent again is the same message (mo_identity): when its parts are already
 stored whole they are not written again, and its N401 is put again (same postback id).
-The path is shared: an SMS MO (issue 12) finds its account and keyword the same way.
+The path is shared: an SMS MO (services/sms_inbound.py) finds its account and keyword
+the same way, and so answers STOP/START/HELP.
 
 Each part's download link (services/mo_links.py) works for LINK_DAYS.
 """
@@ -25,7 +27,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import string
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ from mmsapi.numbers import ascii_digits
 from mmsapi.observability import logger, tag
 from mmsapi.services.context import Context
 from mmsapi.services.mo_links import LINK_DAYS, file_link, secret_hash
+from mmsapi.services.opt_out import Received, handle_keyword, inbox_keyword
 from mmsapi.store.inbox import InboxStore, StoredPart, mo_key
 from mmsapi.store.outbox import Postback
 from mmsapi.store.shortcodes import account_by_shortcode
@@ -56,7 +58,6 @@ MO_EVENT: Final = "MessageReceived"
 # HTTP headers MMSCs name the sender's operator in (the postback's operator-id).
 OPERATOR_HEADERS: Final = ("x-mms-operator-id", "x-skycore-carrier-id", "x-mblox-operator-id")
 MAX_OPERATOR_ID_DIGITS: Final = 19
-_WORD_EDGES: Final = string.punctuation + "¡¿“”‘’«»"
 
 
 @dataclass(frozen=True)
@@ -75,19 +76,9 @@ def mo_postback_id(mo_id: str) -> str:
     return f"mo-{mo_id}-{MO_CODE}"
 
 
-def first_word(text: str) -> str:
-    words = text.split(maxsplit=1)
-    return words[0].strip(_WORD_EDGES).casefold() if words else ""
-
-
 def keyword_of(mo: ReceivedDeliver, keywords: list[str]) -> str:
     """The account's keyword that the subject's (else the first text's) first word is."""
-    known = {k.casefold(): k for k in keywords}
-    for text in (mo.subject, mo.first_text):
-        word = first_word(text)
-        if word in known:
-            return known[word]
-    return ""
+    return inbox_keyword((mo.subject, mo.first_text), keywords)
 
 
 def operator_id(headers: Mapping[str, str]) -> str:
@@ -173,6 +164,12 @@ def receive_mms(
             file_link(base_url, account.account_id, mo_id, n, secret)
             for n in range(1, len(mo.parts) + 1)
         ]
+        # STOP/START/HELP: recorded and answered before the N401 that tells it (a failure
+        # answers 3000, and the resend answers what was not answered yet).
+        texts = (mo.subject, mo.first_text)
+        received = Received("mms", mo_id, mo_id, mo.sender, shortcode, texts)
+        replied = handle_keyword(ctx, account, received)
+        keyword = keyword or replied  # an inbox keyword first, else STOP/START/HELP
         postback = _postback(account, mo, mo_id, shortcode, keyword, operator_id(headers), links)
         ctx.outbox.put(postback)
     except Exception as exc:  # any failure: the MMSC must be answered

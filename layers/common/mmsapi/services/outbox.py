@@ -111,18 +111,23 @@ def _hand_over(
 ) -> list[_Pending]:
     """Hand the entries still in the outbox over in order, `size` a call (`hand` answers
     the ids of those refused), until a call or an entry fails; the entries not handed
-    over. Each one handed over leaves the outbox."""
+    over. Each one handed over leaves the outbox. Three calls a chunk: which are still
+    pending (BatchGetItem), hand them over, delete those handed (BatchWriteItem)."""
     for start in range(0, len(pending), size):
-        chunk = [p for p in pending[start : start + size] if outbox.pending(p[1].id)]
+        window = pending[start : start + size]
+        still = outbox.still_pending([entry.id for _, entry in window])
+        chunk = [p for p in window if p[1].id in still]
+        if not chunk:
+            continue
         try:
             failed = hand([entry for _, entry in chunk])
         except DomainError as exc:
             logger.warning(f"{what} failed", extra={"reason": str(exc)})
             return [p for p, _ in pending[start:]]
-        for _, entry in chunk:
-            if entry.id not in failed:
-                outbox.done(entry.id)
-                done(entry)
+        handed = [entry for _, entry in chunk if entry.id not in failed]
+        outbox.done_all([entry.id for entry in handed])
+        for entry in handed:
+            done(entry)
         if failed:
             logger.warning(f"{what}: some refused", extra={"entry_ids": sorted(failed)})
             not_done = [p for p, entry in chunk if entry.id in failed]
@@ -169,9 +174,7 @@ def _publish_all(batch: list[Postback], outbox: OutboxStore, events: EventPublis
     if not batch:
         return 0
     failed = set(events.publish(batch))
-    for postback in batch:
-        if postback.id not in failed:
-            outbox.done(postback.id)
+    outbox.done_all([postback.id for postback in batch if postback.id not in failed])
     return len(batch) - len(failed)
 
 
@@ -179,7 +182,5 @@ def _queue_all(batch: list[QueuedSend], outbox: OutboxStore, queue: SendQueue) -
     if not batch:
         return 0
     failed = set(queue.enqueue_many([entry.send_id for entry in batch]))
-    for entry in batch:
-        if entry.send_id not in failed:
-            outbox.done(entry.id)
+    outbox.done_all([entry.id for entry in batch if entry.send_id not in failed])
     return len(batch) - len(failed)

@@ -14,7 +14,8 @@ X-MMS-Postback-Id (the outbox id in the detail, e.g. "send-42-N101": the same on
 retry and every relay of the event; delivery is at least once) and authenticate with
 X-MMS-Signature: sha256=<hex HMAC-SHA256 of the exact body, keyed with the
 account's postback secret>; the header is omitted when the account has no secret.
-An unknown or disabled account, or one without a postback URL, drops the event.
+An unknown or disabled account, or one without a postback URL, drops the event
+(the local runtime posts the latter to its inbox: settings.local_postback_inbox).
 
 Every event is counted once, by code (metric Postbacks, dimension code): the E999
 alarm and the dashboard's "Postbacks by code" read it.
@@ -39,7 +40,7 @@ from mmsapi.xml.render import Field, postback
 
 ORIGIN: Final = "MMS_MT"
 # Codes that tell something other than a message the account sent (MT).
-ORIGINS: Final[dict[str, str]] = {"N401": "MMS_MO"}
+ORIGINS: Final[dict[str, str]] = {"N401": "MMS_MO", "N402": "SMS_MO"}
 # The order of the fields after origin and code, for every postback code.
 POSTBACK_FIELDS: Final[tuple[str, ...]] = (
     "sent-as",
@@ -51,11 +52,12 @@ POSTBACK_FIELDS: Final[tuple[str, ...]] = (
     "from",
     "from-mask",  # legacy dialect only (xml/dialect.py LEGACY_ONLY)
     "to",
-    "keyword",  # MO (N401): the inbox keyword its first word matched
+    "keyword",  # MO (N401, N402): the inbox (or STOP/START/HELP) keyword its first word is
     "tracking-id",
     "operator-id",
     "timestamp",
     "message-subject",  # MO (N401)
+    "message-text",  # SMS MO (N402): the text the phone sent
     "content",  # MO (N401): one `file` URL per part
     "status-details",
     "handset",
@@ -222,13 +224,16 @@ def handle_event(
         logger.warning("postback dropped: unknown or disabled account", extra=context)
         _note(attempts, event_id, attempt, "dropped: unknown or disabled account")
         return
-    if not account.postback_url:
+    # No URL: dropped; in the local runtime, to its inbox (settings.local_postback_inbox).
+    inbox = (settings or get_settings()).local_postback_inbox
+    url = account.postback_url or (f"{inbox}{account.account_id}" if inbox else "")
+    if not url:
         logger.info("postback dropped: the account has no postback URL", extra=context)
         _note(attempts, event_id, attempt, "dropped: the account has no postback URL")
         return
     body = build_postback(detail, account.postback_dialect)
     try:
-        status = deliver(account.postback_url, body, account.postback_secret, event_id, settings)
+        status = deliver(url, body, account.postback_secret, event_id, settings)
     except DeliveryError as exc:
         logger.warning("postback attempt failed", extra={**context, "reason": exc.reason})
         count("PostbackAttemptsFailed", code=code)

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from dataclasses import field
 from typing import Final, Protocol
 
-from pydantic import BaseModel, Field, ValidationError
-
+from mmsapi import records
 from mmsapi.carrier.message import MessagePart
 from mmsapi.errors import DomainError
 from mmsapi.media.types import MediaKind
 from mmsapi.models import Template
 from mmsapi.observability import logger
+from mmsapi.records import RecordError, record
 from mmsapi.store.media import MediaStore, template_prefix
 
 # Bumped when adaptation changes, so parts made the old way are made again.
@@ -28,16 +29,18 @@ MEMORY_BYTES: Final = 64 * 1024 * 1024  # of a Lambda's memory, for the LRU
 MANIFEST: Final = "manifest.json"
 
 
-class AdaptedPart(BaseModel):
+@record
+class AdaptedPart:
     slide: int  # 1-based
     kind: MediaKind
     part: MessagePart
 
 
-class Adapted(BaseModel):
+@record
+class Adapted:
     """The binary parts of one template for one profile, or why it cannot fit."""
 
-    parts: list[AdaptedPart] = Field(default_factory=list)
+    parts: list[AdaptedPart] = field(default_factory=list)
     does_not_fit: str = ""
 
     @property
@@ -51,7 +54,8 @@ class RenditionCache(Protocol):
     def put(self, template: Template, profile_id: str, adapted: Adapted) -> None: ...
 
 
-class _Entry(BaseModel):
+@record
+class _Entry:
     slide: int
     kind: MediaKind
     content_id: str
@@ -60,10 +64,11 @@ class _Entry(BaseModel):
     bytes: int
 
 
-class _Manifest(BaseModel):
+@record
+class _Manifest:
     version: int
     does_not_fit: str = ""
-    parts: list[_Entry] = Field(default_factory=list)
+    parts: list[_Entry] = field(default_factory=list)
 
 
 def adapted_prefix(template: Template, profile_id: str) -> str:
@@ -77,11 +82,11 @@ class S3RenditionCache:
     def get(self, template: Template, profile_id: str) -> Adapted | None:
         prefix = adapted_prefix(template, profile_id)
         try:
-            manifest = _Manifest.model_validate_json(self.media.get(prefix + MANIFEST))
+            manifest = records.from_json(_Manifest, self.media.get(prefix + MANIFEST))
             if manifest.version != CACHE_VERSION:
                 return None
             parts = [_read_part(self.media, prefix, entry) for entry in manifest.parts]
-        except (DomainError, ValidationError, _DamagedPartError):
+        except (DomainError, RecordError, _DamagedPartError):
             return None  # absent, old or damaged: adapting again repairs it
         return Adapted(parts=parts, does_not_fit=manifest.does_not_fit)
 
@@ -101,7 +106,7 @@ class S3RenditionCache:
                         bytes=len(p.part.data),
                     )
                 )
-            body = manifest.model_dump_json().encode()
+            body = records.to_json(manifest).encode()
             self.media.put(prefix + MANIFEST, body, "application/json")
         except DomainError:
             # Only an optimisation failed: this send goes on, the next adapts again.

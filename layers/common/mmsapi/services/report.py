@@ -2,7 +2,8 @@
 
 Each updates its send, teaches the handset cache, and becomes a postback
 (N102/E102 for MMS, N202/E202 for SMS). The MM7 route also takes the MMS that phones
-send (DeliverReq, services/inbound.py): `mm7_request` tells them apart.
+send (DeliverReq, services/inbound.py): `mm7_request` tells them apart; the SNS topics
+also bring the SMS that phones send (services/sms_inbound.py): `sns_message` does.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from mmsapi.models import Send, SendStatus
 from mmsapi.observability import logger, send_ids, tag
 from mmsapi.services.announce import send_postback
 from mmsapi.services.context import Context
-from mmsapi.services.ddm import learnt
-from mmsapi.services.inbound import receive_mms
+from mmsapi.services.sms_inbound import is_inbound_sms, receive_sms
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,9 @@ def mm7_report(ctx: Context, body: bytes, content_type: str) -> bytes:
     if send is None:
         logger.warning("report for an unknown message", extra={"message_id": report.message_id})
     elif send.status is SendStatus.DISCOVERING and outcome is not None:
+        # Only a Device Discovery Message's report: the discovery (and send) code loads here.
+        from mmsapi.services.ddm import learnt
+
         learnt(ctx, send, outcome.send_status is SendStatus.DELIVERED, handset or None)
     elif outcome is not None and send.sent_as == "MMS":
         _settle(ctx, send, outcome, handset or None, failure_details(report))
@@ -118,6 +121,9 @@ def mm7_request(
     """
     content_type = headers.get("content-type", "text/xml")
     if is_deliver_req(body, content_type):
+        # An MMS from a phone: its modules (inbox, opt-out, MO links) load for the first.
+        from mmsapi.services.inbound import receive_mms
+
         answer = receive_mms(ctx, body, content_type, headers, base_url)
         return answer.status, answer.body
     check_bounds(body, content_type)  # a report is bounded as a DeliverReq (MM7Error)
@@ -138,6 +144,17 @@ def sms_report(ctx: Context, message_id: str, delivered: bool) -> bool:
 # End User Messaging SMS event statuses (its configuration set's event destination).
 SMS_DELIVERED_STATUSES: Final = frozenset({"DELIVERED", "SUCCESSFUL"})
 SMS_UNDECIDED_STATUSES: Final = frozenset({"UNKNOWN", "PENDING", "QUEUED", "SENT"})
+
+
+def sns_message(ctx: Context, message: dict[str, object]) -> bool:
+    """A message of an End User Messaging SNS topic: an SMS from a phone (N402,
+    services/sms_inbound.py) or an SMS delivery event; True when it was acted on.
+    ValueError (MalformedSms among them) for one that is neither: never retried."""
+    if not isinstance(message, dict):
+        raise ValueError("the SNS message is not a JSON object")
+    if is_inbound_sms(message):
+        return receive_sms(ctx, message)
+    return sms_event(ctx, message)
 
 
 def sms_event(ctx: Context, event: dict[str, object]) -> bool:

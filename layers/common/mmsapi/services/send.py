@@ -38,6 +38,7 @@ from mmsapi.services.manage import delete_mms, parse_mms_id
 from mmsapi.services.personalize import check_sizes
 from mmsapi.services.save import save_mms
 from mmsapi.settings import get_settings
+from mmsapi.store.opt_outs import OptedOutError, OptOutStore
 
 STATUS_DETAILS: Final = "MMS request accepted and queued for delivery"
 MAX_DDM_TIMEOUT_MINUTES: Final = 24 * 60
@@ -233,7 +234,10 @@ def accept_send(ctx: Context, send: Send, *, waiting: bool = False) -> Send:
     0.5 s ago) finds the send accepted, and delivery ends it with E101, never sent."""
     send.send_id = send.send_id or ctx.send_ids.next_id()
     send.status = SendStatus.WAITING if waiting else SendStatus.QUEUED
-    ctx.sends.create(send, queue=not waiting)
+    try:
+        ctx.sends.create(send, queue=not waiting)
+    except OptedOutError:  # checked in the send's own transaction (docs/inbound.md#opt-out)
+        raise ApiError("E114") from None
     return send
 
 
@@ -260,6 +264,8 @@ def send_new(
     # Refuse before anything is fetched or stored.
     check_carrier()
     addressing = check_addressing(account, request, legacy=legacy)
+    if OptOutStore().opted_out(account.account_id, addressing.to):
+        raise ApiError("E114")  # sendMMS may read: its send is checked again when written
     if not (request.fallback_sms_text or "").strip() and (
         (save.disable_fallback_sms or "").strip().lower() != "yes"
     ):
@@ -275,7 +281,11 @@ def send_new(
         raise
     send.send_id = send_id
     waiting = template.status is TemplateStatus.ENCODING
-    accept_send(ctx, send, waiting=waiting)
+    try:
+        accept_send(ctx, send, waiting=waiting)
+    except ApiError:  # E114: the number opted out while the template was saved
+        delete_mms(ctx, account, template.mms_id)
+        raise
     if waiting:
         # The encoding may have ended before the send was recorded: release it now then.
         current = ctx.templates.get(template.mms_id)

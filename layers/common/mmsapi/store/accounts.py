@@ -18,6 +18,7 @@ the second one's change is applied again on top of the first (`change`).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import secrets
 import threading
@@ -28,6 +29,7 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
+from mmsapi import records
 from mmsapi.errors import DomainError
 from mmsapi.models import Account
 from mmsapi.settings import get_settings
@@ -112,14 +114,14 @@ class AccountStore:
         if item is None:
             return None
         version = int(item["version"]["N"]) if "version" in item else 0
-        return Account.model_validate_json(item["doc"]["S"]), version
+        return records.from_json(Account, item["doc"]["S"]), version
 
     def _item(self, account: Account, version: int = 1) -> dict[str, Any]:
         return {
             "account_id": {"S": account.account_id},
             # Kept beside the doc so that writes can be conditional on the key.
             "key_hash": {"S": account.key_hash},
-            "doc": {"S": account.model_dump_json()},
+            "doc": {"S": records.to_json(account)},
             "version": {"N": str(version)},
         }
 
@@ -186,7 +188,7 @@ class AccountStore:
             if found is None:
                 return None
             current, version = found
-            changed = edit(current.model_copy(deep=True))
+            changed = edit(copy.deepcopy(current))
             if changed.account_id != account_id:
                 raise DomainError("account write refused: the account id may not change")
             lookups = routing.parts(gained(current, changed), gained(changed, current))
@@ -295,7 +297,7 @@ class AccountStore:
         paginator = aws.dynamodb().get_paginator("scan")
         try:
             for page in paginator.paginate(TableName=self.table):
-                accounts.extend(Account.model_validate_json(i["doc"]["S"]) for i in page["Items"])
+                accounts.extend(records.from_json(Account, i["doc"]["S"]) for i in page["Items"])
         except ClientError as exc:
             raise DomainError(f"account listing failed: {exc}") from exc
         return sorted(accounts, key=lambda a: a.created_at)

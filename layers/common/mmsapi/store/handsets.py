@@ -10,16 +10,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
-from pydantic import BaseModel
 
 from mmsapi.errors import DomainError
+from mmsapi.records import record
 from mmsapi.settings import get_settings
 from mmsapi.store import aws, dynamo
 
 LIFETIME: Final = timedelta(days=365)
 
 
-class HandsetEntry(BaseModel):
+@record
+class HandsetEntry:
     number: str
     profile_id: str
     ua_prof: str  # the UAProf URL the profile was chosen from; "" when none was given

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -30,6 +30,11 @@ DAY_SECONDS: Final = 86_400
 # An item the relay could not publish in this long (its stream records are gone after
 # 24 h, its failure is in OutboxDLQ) stays this long for an operator to redrive.
 KEEP_DAYS: Final = 14
+# BatchWriteItem takes 25 requests a call; items it leaves unprocessed (throttling) are
+# sent again after a pause, doubling, this many times before the relay gives up.
+_BATCH_WRITES: Final = 25
+_UNPROCESSED_TRIES: Final = 5
+_UNPROCESSED_PAUSE: Final = 0.05
 
 
 @dataclass(frozen=True)
@@ -133,9 +138,33 @@ class OutboxStore:
         key = {"id": {"S": entry_id}}
         return dynamo.get_item(self.table, key, what="postback") is not None
 
-    def done(self, entry_id: str) -> None:
-        """Published: forget it (the stream's REMOVE record is ignored by the relay)."""
-        dynamo.delete_item(self.table, {"id": {"S": entry_id}}, what="postback")
+    def still_pending(self, entry_ids: Sequence[str]) -> set[str]:
+        """Those of these entries still waiting to be published: `pending` for many, in
+        consistent BatchGetItems (a consistent read: a new item is never missed)."""
+        keys = [{"id": {"S": entry_id}} for entry_id in entry_ids]
+        return {item["id"]["S"] for item in dynamo.batch_get(self.table, keys, what="postback")}
+
+    def done_all(self, entry_ids: Sequence[str]) -> None:
+        """Published: forget them (their REMOVE records are filtered out of the relay's
+        events). BatchWriteItem deletes, 25 a call; DomainError if some could not be
+        deleted (they are published again: at least once, with the same id)."""
+        for start in range(0, len(entry_ids), _BATCH_WRITES):
+            requests: list[Any] = [
+                {"DeleteRequest": {"Key": {"id": {"S": entry_id}}}}
+                for entry_id in entry_ids[start : start + _BATCH_WRITES]
+            ]
+            for attempt in range(_UNPROCESSED_TRIES):
+                if attempt:
+                    time.sleep(_UNPROCESSED_PAUSE * 2 ** (attempt - 1))
+                try:
+                    answer = aws.dynamodb().batch_write_item(RequestItems={self.table: requests})
+                except ClientError as exc:
+                    raise DomainError(f"postback delete failed: {exc}") from exc
+                requests = list(answer.get("UnprocessedItems", {}).get(self.table, []))
+                if not requests:
+                    break
+            else:
+                raise DomainError(f"postback delete failed: {len(requests)} left unprocessed")
 
     def scan(self) -> Iterator[Postback | QueuedSend]:
         """Every entry still waiting (for redrive: the table is small, items go once

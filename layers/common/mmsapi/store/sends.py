@@ -21,11 +21,11 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from mmsapi import deadlines
+from mmsapi import deadlines, records
 from mmsapi.errors import DomainError
 from mmsapi.models import Send, SendStatus, SendStep, utcnow
 from mmsapi.settings import get_settings
-from mmsapi.store import aws, dynamo, outbox
+from mmsapi.store import aws, dynamo, opt_outs, outbox
 from mmsapi.store.outbox import Postback
 from mmsapi.store.send_queue import SQS_BATCH, SendQueue
 
@@ -69,23 +69,27 @@ class SendStore:
     def create(self, send: Send, *, queue: bool = False) -> None:
         """Write a new send. With `queue`, its "queue send" outbox item goes in the same
         transaction (the outbox relay puts it on the send queue): once this returns, the
-        send is stored and will reach the queue, with no SQS call here."""
+        send is stored and will reach the queue, with no SQS call here. The transaction
+        also checks that the recipient has not opted out (store/opt_outs.py): else
+        OptedOutError, nothing written."""
         send.updated_at = send.created_at  # its first step is its acceptance
         send.history = _with_step(send, None)
-        if not queue:
-            dynamo.create_item(self.table, self._item(send), "send_id", what="send")
-            return
         new = {"ConditionExpression": "attribute_not_exists(send_id)"}
-        ids = {
-            "account": send.account_id,
-            "mms_id": send.mms_id,
-            "client_reference": send.client_reference,
-        }
         parts: list[dict[str, Any]] = [
             {"Put": {"TableName": self.table, "Item": self._item(send), **new}},
-            outbox.OutboxStore().queue_put(send.send_id, ids),
         ]
-        if dynamo.transact_write_failed(parts, what="send"):
+        if queue:
+            ids = {
+                "account": send.account_id,
+                "mms_id": send.mms_id,
+                "client_reference": send.client_reference,
+            }
+            parts.append(outbox.OutboxStore().queue_put(send.send_id, ids))
+        parts.append(opt_outs.not_opted_out(send.account_id, send.to))
+        failed = dynamo.transact_write_failed(parts, what="send")
+        if len(parts) - 1 in failed:
+            raise opt_outs.OptedOutError(f"{send.to} opted out of account {send.account_id}")
+        if failed:
             raise DomainError("send write failed: the send_id exists already")
 
     def save(
@@ -210,14 +214,14 @@ class SendStore:
 
 def compress(send: Send) -> bytes:
     """The stored form of a send's document (deterministic: a retried create compares)."""
-    return zlib.compress(send.model_dump_json().encode("utf-8"), 9)
+    return zlib.compress(records.to_json(send).encode("utf-8"), 9)
 
 
 def send_of(item: Mapping[str, Any]) -> Send:
     """The send of a stored item: its compressed document, or the text of older items."""
     if DOC in item:
-        return Send.model_validate_json(zlib.decompress(item[DOC]["B"]))
-    return Send.model_validate_json(item["doc"]["S"])
+        return records.from_json(Send, zlib.decompress(item[DOC]["B"]))
+    return records.from_json(Send, item["doc"]["S"])
 
 
 def _with_step(send: Send, postback: Postback | None) -> list[SendStep]:

@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from botocore.exceptions import ClientError
 
-from mmsapi import deadlines
+from mmsapi import deadlines, records
 from mmsapi.errors import DomainError
 from mmsapi.models import Template, TemplateStatus, TemplateSummary
 from mmsapi.settings import get_settings
@@ -111,7 +111,7 @@ class TemplateStore:
             "account_id": {"S": template.account_id},
             "created_key": {"S": _created_key(template)},
             "status": {"S": template.status.value},
-            "doc": {"S": template.model_dump_json()},
+            "doc": {"S": records.to_json(template)},
         }
         budget = deadlines.template_budget(template)
         if budget is not None:  # encoding: the sweeper's sparse index holds it until final
@@ -190,7 +190,7 @@ class TemplateStore:
         if item is None:
             return None
         doc = item["doc"]["S"]
-        return Template.model_validate_json(doc), len(doc)
+        return records.from_json(Template, doc), len(doc)
 
     def ready(self, mms_id: int) -> Template | None:
         """The template: this function's copy if it was ready when read under
@@ -278,7 +278,7 @@ class TemplateStore:
             if "doc" in item
         }
         rows = [
-            _summary(Template.model_validate_json(docs[mms_id]))
+            _summary(records.from_json(Template, docs[mms_id]))
             for mms_id in wanted
             if mms_id in docs
         ]

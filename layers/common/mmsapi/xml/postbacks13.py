@@ -78,6 +78,16 @@ REQUIRED: Final[dict[str, tuple[str, ...]]] = {
         "timestamp",
         "content",
     ),
+    # An SMS a phone sent (SMS MO): N401's fields but SUBJECT and CONTENT, and its TEXT.
+    "N402": (
+        "from",
+        "to",
+        "keyword",
+        "tracking-id",
+        "operator-id",
+        "timestamp",
+        "message-text",
+    ),
 }
 
 
