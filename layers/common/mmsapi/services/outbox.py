@@ -116,7 +116,12 @@ def _hand_over(
     for start in range(0, len(pending), size):
         window = pending[start : start + size]
         still = outbox.still_pending([entry.id for _, entry in window])
-        chunk = [p for p in window if p[1].id in still]
+        chunk = []
+        for pending_entry in window:
+            # Once each: a stream batch can hold two writes of one item.
+            if pending_entry[1].id in still:
+                still.remove(pending_entry[1].id)
+                chunk.append(pending_entry)
         if not chunk:
             continue
         try:

@@ -140,14 +140,17 @@ class OutboxStore:
 
     def still_pending(self, entry_ids: Sequence[str]) -> set[str]:
         """Those of these entries still waiting to be published: `pending` for many, in
-        consistent BatchGetItems (a consistent read: a new item is never missed)."""
-        keys = [{"id": {"S": entry_id}} for entry_id in entry_ids]
+        consistent BatchGetItems (a consistent read: a new item is never missed). An id
+        may come twice (a stream batch with two writes of one item): AWS refuses a batch
+        naming a key twice."""
+        keys = [{"id": {"S": entry_id}} for entry_id in dict.fromkeys(entry_ids)]
         return {item["id"]["S"] for item in dynamo.batch_get(self.table, keys, what="postback")}
 
     def done_all(self, entry_ids: Sequence[str]) -> None:
         """Published: forget them (their REMOVE records are filtered out of the relay's
         events). BatchWriteItem deletes, 25 a call; DomainError if some could not be
         deleted (they are published again: at least once, with the same id)."""
+        entry_ids = list(dict.fromkeys(entry_ids))  # a batch may not name a key twice
         for start in range(0, len(entry_ids), _BATCH_WRITES):
             requests: list[Any] = [
                 {"DeleteRequest": {"Key": {"id": {"S": entry_id}}}}
