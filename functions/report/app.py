@@ -13,6 +13,7 @@ from mmsapi.carrier.mm7 import MM7Error
 from mmsapi.observability import count, logger, message_context, metrics, tracer
 from mmsapi.services.context import context
 from mmsapi.services.report import mm7_request, sms_report, sns_message
+from mmsapi.services.sms_inbound import MalformedSms
 from mmsapi.settings import get_settings
 
 if TYPE_CHECKING:
@@ -30,15 +31,27 @@ def _sns(records: list[dict[str, Any]]) -> dict[str, Any]:
     settled = 0
     for record in records:
         with message_context(action="report"):  # one record's ids, not the next one's
+            # Only reading the message is caught: a failure of ours (a table, a record
+            # that does not decode) raises, for Lambda's retries and then the DLQ.
             try:
-                settled += sns_message(context(), json.loads(record["Sns"]["Message"]))
-            except (ValueError, KeyError, TypeError) as exc:
-                sns_id = str(record.get("Sns", {}).get("MessageId", ""))[:100]
-                logger.warning(
-                    "not an SMS event", extra={"sns_id": sns_id, "reason": str(exc)[:200]}
-                )
-                count("SnsMessagesMalformed")
+                sns = record["Sns"]
+                message = json.loads(sns["Message"])
+                published = str(sns.get("Timestamp") or "")
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                _malformed(record, exc)
+                continue
+            try:
+                settled += sns_message(context(), message, published)
+            except MalformedSms as exc:
+                _malformed(record, exc)
     return {"settled": settled}
+
+
+def _malformed(record: dict[str, Any], exc: Exception) -> None:
+    sns = record.get("Sns")
+    sns_id = str(sns.get("MessageId", "") if isinstance(sns, dict) else "")[:100]
+    logger.warning("not an SMS event", extra={"sns_id": sns_id, "reason": str(exc)[:200]})
+    count("SnsMessagesMalformed")
 
 
 @logger.inject_lambda_context

@@ -305,6 +305,21 @@ def test_the_calls_aws_refused_are_granted() -> None:
     }
     queue = json.dumps({"Fn::GetAtt": ["SendQueue", "Arn"]})
     assert {"sqs:ChangeMessageVisibility", "sqs:SendMessage"} <= deliver[queue]
+    # A STOP after a send was accepted: delivery reads the opt-out item, and only reads it
+    opt_outs = json.dumps({"Fn::GetAtt": ["OptOutsTable", "Arn"]})
+    assert deliver[opt_outs] == {"dynamodb:GetItem"}
+    # ReportFunction records STOP/START/HELP and claims and notes their replies
+    report = {
+        json.dumps(s["Resource"]): set(_listed(s["Action"]))
+        for s in _statements(deployed, "ReportFunctionRole")
+        if s.get("Sid") == "OptOuts"
+    }
+    assert report[opt_outs] == {
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:GetItem",
+        "dynamodb:UpdateItem",
+    }
     # FinalizeFunction removes the renditions of a template deleted while encoding
     assert {"s3:ListBucket", "s3:DeleteObject"} <= _actions(deployed, "FinalizeFunctionRole")
     # The read-only function reads, and nothing else

@@ -8,8 +8,11 @@ URL. Replies go to the simulated SMS gateway (the `carrier` fixture).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -19,14 +22,18 @@ from pytest_httpserver import HTTPServer
 from local.aws_gate import acting_as
 from local.stack import Stack
 from mmsapi.admin.changes import parse_change
-from mmsapi.models import Dialect
+from mmsapi.models import Dialect, SendStatus
+from mmsapi.records import RecordError
 from mmsapi.services.accounts import set_postback
+from mmsapi.services.ddm import after_discovery, discover
+from mmsapi.services.deliver import OPTED_OUT, deliver
 from mmsapi.settings import get_settings
 from mmsapi.store import aws
-from mmsapi.store.opt_outs import Action, OptOutStore
+from mmsapi.store.opt_outs import REPLY_CLAIM_SECONDS, Action, OptOutStore
+from mmsapi.tracking import parse_tracking_id
 from tests.conftest import Client, load_event
 from tests.integration.conftest import Carrier
-from tests.integration.helpers import answer
+from tests.integration.helpers import answer, postback_events
 from tests.integration.test_admin_accounts import cli, run_admin  # noqa: F401 (fixture)
 from tests.integration.test_inbound import (  # noqa: F401 (the autouse fixture)
     PHONE,
@@ -331,6 +338,7 @@ def test_keywords_and_texts_are_managed_and_records_read_by_the_admin(
     assert "opt-out  arret" in out
     assert "help     aide" in out
     assert "in-arret" in out
+    assert "2026-11-23T12:00:00+00:00" in out  # received (SNS Timestamp), beside processed
     assert f"opted out now: {PHONE}" in out
     out = run_admin(capsys, "opt-outs", account_id, "--number", "+14045550100")
     assert "opted out now: (none)" in out
@@ -339,3 +347,195 @@ def test_keywords_and_texts_are_managed_and_records_read_by_the_admin(
     with pytest.raises(SystemExit) as exited:
         run_admin(capsys, "update", account_id, "--opt-in-keywords", "arret")
     assert exited.value.code == 2
+
+
+def _stopped_while_queued(phones: Client, body: str = "") -> int:
+    """A send accepted (queued), then the phone's STOP before it is delivered."""
+    mms_id = saved(phones)
+    got = send(phones, mms_id) if not body else answer(phones.post(body))
+    assert got["status"] == "Success", got
+    assert report(sms("STOP", f"in-stop-{got['tracking-id']}")) == {"settled": 1}
+    return parse_tracking_id(got["tracking-id"]) or 0
+
+
+def test_a_send_accepted_before_the_stop_is_never_delivered(
+    phones: Client, carrier: Carrier, stack: Stack
+) -> None:
+    # Given a send accepted, then the phone's STOP while it waits in the queue
+    send_id = _stopped_while_queued(phones)
+    postback_events(stack)
+    # When it is delivered
+    with acting_as("DeliverFunction"):
+        assert deliver(phones.ctx, send_id) == "failed"
+    # Then nothing reaches the phone (no MMS, no fallback SMS: only the STOP's confirmation)
+    assert carrier.mmsc.received() == []
+    [confirmation] = replies(carrier)
+    assert confirmation.startswith("demo: You are unsubscribed")
+    # And the send ends with its final postback, E101, saying why
+    stored = phones.ctx.sends.get(send_id)
+    assert stored is not None
+    assert stored.status is SendStatus.FAILED
+    [event] = [e["detail"] for e in postback_events(stack) if e["detail"].get("code") == "E101"]
+    assert event["fields"]["status-details"] == OPTED_OUT
+
+
+def test_a_stop_before_the_device_discovery_message_sends_no_ddm(
+    phones: Client, carrier: Carrier, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a send with DDM fields, its discovery started, then the phone's STOP
+    mms_id = saved(phones)
+    ddm = (
+        "<ddm-message-subject>Detecting</ddm-message-subject>"
+        "<ddm-message-text>free</ddm-message-text><ddm-force>true</ddm-force>"
+    )
+    body = send_xml(phones, mms_id, {"to": PHONE}).replace("</request>", ddm + "</request>")
+    resumed: list[dict[str, Any]] = []
+    monkeypatch.setattr(phones.ctx.discovery, "resume", lambda _t, out: resumed.append(out))
+    monkeypatch.setattr(phones.ctx.discovery, "start", lambda *_args: None)
+    with acting_as("ApiFunction"):
+        got = answer(phones.post(body))
+    send_id = parse_tracking_id(got["tracking-id"]) or 0
+    with acting_as("DeliverFunction"):
+        assert deliver(phones.ctx, send_id) == "discovering the handset"
+    assert report(sms("STOP", "in-stop-ddm")) == {"settled": 1}
+    # When the workflow's first step would send the DDM
+    with acting_as("DeliverFunction"):
+        assert discover(phones.ctx, send_id, "token") == "failed: opted out"
+    # Then no DDM and no MMS is sent; the send ends (E101) and the workflow goes on to end
+    assert carrier.mmsc.received() == []
+    assert resumed == [{"handset": None}]
+    stored = phones.ctx.sends.get(send_id)
+    assert stored is not None
+    assert stored.status is SendStatus.FAILED
+    with acting_as("DeliverFunction"):
+        assert after_discovery(phones.ctx, send_id) == "not discovering"
+
+
+def _disable(phones: Client, enabled: bool = False) -> None:
+    phones.ctx.accounts.change(
+        phones.account.account_id, lambda a: dataclasses.replace(a, enabled=enabled)
+    )
+
+
+def test_a_stop_while_the_account_is_disabled_still_opts_out(
+    phones: Client, carrier: Carrier, stack: Stack, httpserver: HTTPServer
+) -> None:
+    mms_id = saved(phones)
+    # Given the account disabled
+    _disable(phones)
+    # When the phone texts STOP, and replies STOP by MMS from a second phone
+    assert report(sms("STOP", "in-stop-disabled")) == {"settled": 1}
+    stop = reply("STOP")
+    body = stop[0].replace(f">{PHONE}<".encode(), b">14082257141<")
+    assert mm7_status(post(body, stop[1])) == "1000"
+    # Then both are recorded and confirmed (carriers require it), the account told nothing
+    account_id = phones.account.account_id
+    assert [e.number for e in OptOutStore().events(account_id)] == [PHONE, "14082257141"]
+    assert len([s for s in carrier.sms.sent if s["text"].startswith("demo: You are")]) == 2
+    assert told(stack, httpserver) == []
+    # And a message that is no keyword is still refused as today (2003), and not recorded
+    assert mm7_status(post(*reply("hello"))) == "2003"
+    # And once enabled again, sends to both answer E114
+    _disable(phones, enabled=True)
+    assert send(phones, mms_id)["error-code"] == "E114"
+    assert send(phones, mms_id, to="14082257141")["error-code"] == "E114"
+
+
+@pytest.mark.parametrize("written", ["4082257140", "0014082257140", "+1 408-225-7140"])
+def test_an_mms_stop_from_a_sender_written_otherwise_blocks_sends_to_it(
+    phones: Client, carrier: Carrier, stack: Stack, httpserver: HTTPServer, written: str
+) -> None:
+    # Given the MMSC names the phone in national form, with 00, or with separators
+    mms_id = saved(phones)
+    stop = reply("STOP")
+    body = stop[0].replace(f">{PHONE}<".encode(), f">{written}<".encode())
+    assert body != stop[0]
+    # When it sends STOP to the US shortcode
+    assert mm7_status(post(body, stop[1])) == "1000"
+    # Then the number sends name is opted out, and N401 names it so too
+    assert OptOutStore().opted_out(phones.account.account_id, PHONE)
+    assert send(phones, mms_id, to="+14082257140")["error-code"] == "E114"
+    [postback] = told(stack, httpserver)
+    assert postback.findtext("from") == PHONE
+
+
+def test_an_mms_sender_that_is_no_number_is_refused(phones: Client, carrier: Carrier) -> None:
+    stop = reply("STOP")
+    body = stop[0].replace(f">{PHONE}<".encode(), b">+1 408 CALL NOW<")
+    assert mm7_status(post(body, stop[1])) == "4004"
+    assert OptOutStore().events(phones.account.account_id) == []
+
+
+def test_the_same_stop_delivered_twice_at_once_is_confirmed_once(
+    phones: Client, carrier: Carrier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the first delivery of a STOP is sending its confirmation
+    real = phones.ctx.sms.send
+    inside, release = threading.Event(), threading.Event()
+
+    def slow(to: str, sender: str, text: str) -> str:
+        inside.set()
+        assert release.wait(10)
+        return real(to, sender, text)
+
+    monkeypatch.setattr(phones.ctx.sms, "send", slow)
+    first = threading.Thread(target=report, args=(sms("STOP", "in-dup"),))
+    first.start()
+    assert inside.wait(10)
+    inside.clear()
+    # When SNS delivers the same message again meanwhile
+    assert report(sms("STOP", "in-dup")) == {"settled": 1}
+    release.set()
+    first.join(10)
+    # Then the second did not send (it found the reply claimed): one confirmation
+    assert not inside.is_set()
+    assert len(replies(carrier)) == 1
+    [event] = OptOutStore().events(phones.account.account_id)
+    assert event.reply_id
+
+
+def test_a_stale_reply_claim_is_taken_over(phones: Client, carrier: Carrier) -> None:
+    # Given a STOP recorded whose replier died after claiming the reply
+    store = OptOutStore()
+    failing = phones.ctx.sms
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(failing, "send", lambda *_a: (_ for _ in ()).throw(SystemExit(1)))
+        with pytest.raises(SystemExit):
+            report(sms("STOP", "in-stale"))
+    [event] = store.events(phones.account.account_id)
+    claimed = time.time() - REPLY_CLAIM_SECONDS - 5
+    assert store.claim_reply(event, now=claimed)  # its claim, 65 s ago
+    assert not store.claim_reply(event, now=claimed + 1)  # then fresh: held
+    # When the message comes again past the claim's time, Then it is answered
+    assert report(sms("STOP", "in-stale")) == {"settled": 1}
+    assert len(replies(carrier)) == 1
+
+
+def test_the_record_keeps_when_the_stop_was_received_and_processed(
+    phones: Client, carrier: Carrier
+) -> None:
+    event = sms("STOP", "in-time")
+    event["Records"][0]["Sns"]["Timestamp"] = "2026-11-26T01:50:03.123Z"
+    assert report(event) == {"settled": 1}
+    [record] = OptOutStore().events(phones.account.account_id)
+    assert record.received_at == "2026-11-26T01:50:03.123000+00:00"
+    assert record.at > "2026-11-26T01:50:04"  # processed: now
+    # And an MMS STOP keeps the MMSC's TimeStamp
+    stop = reply("STOP")
+    assert mm7_status(post(*stop)) == "1000"
+    mms = [e for e in OptOutStore().events(phones.account.account_id) if e.source == "mms"]
+    assert mms[0].received_at
+    assert mms[0].received_at != mms[0].at
+
+
+def test_a_failure_of_ours_is_retried_not_dropped_as_malformed(
+    phones: Client, carrier: Carrier, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a stored account that does not decode (records.RecordError is a ValueError)
+    def corrupt(*_args: object) -> None:
+        raise RecordError("corrupt account item")
+
+    monkeypatch.setattr("mmsapi.services.sms_inbound.account_by_shortcode", corrupt)
+    # When an SMS comes, Then the invocation fails (Lambda retries, then the DLQ keeps it)
+    with pytest.raises(RecordError):
+        report(sms("STOP", "in-ours"))

@@ -123,7 +123,17 @@ class RateLimits:
 
 # STOP/START/HELP (docs/inbound.md#opt-out-and-help): CTIA's words; `{account}` in a reply
 # text is the account's name.
-OPT_OUT_KEYWORDS: Final = ("stop", "stopall", "unsubscribe", "cancel", "end", "quit")
+# revoke, optout: the FCC's 2024 revocation rule names "revoke" and "opt out" as reasonable
+OPT_OUT_KEYWORDS: Final = (
+    "stop",
+    "stopall",
+    "unsubscribe",
+    "cancel",
+    "end",
+    "quit",
+    "revoke",
+    "optout",
+)
 OPT_IN_KEYWORDS: Final = ("start", "unstop")
 
 

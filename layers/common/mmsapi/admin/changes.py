@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final, Generic, TypeVar
 
 from mmsapi.errors import ApiError
+from mmsapi.keywords import keyword_form
 from mmsapi.media.types import MediaKind
 from mmsapi.models import (
     ALL_ACTIONS,
@@ -141,13 +142,17 @@ def _shortcode_code(raw: str) -> str:
 
 
 def _keywords(raw: str) -> list[str]:
-    """Inbox keywords: single words, matched without regard to case (kept lower case)."""
-    words = [word.lower() for word in _comma_list(raw)]
-    for word in words:
+    """Keywords: single words, kept in the form received words are compared in
+    (mmsapi/keywords.py: case, width, the punctuation and emoji around them do not count)."""
+    words: list[str] = []
+    for given in _comma_list(raw):
+        word = keyword_form(given)
         if len(word) > MAX_KEYWORD_CHARS or not word.isprintable() or word.split() != [word]:
             raise InvalidInputError(
-                f"keyword {word[:40]!r}: one word of 1 to {MAX_KEYWORD_CHARS} characters"
+                f"keyword {given[:40]!r}: one word of 1 to {MAX_KEYWORD_CHARS} characters"
+                " (not only punctuation or symbols)"
             )
+        words.append(word)
     return list(dict.fromkeys(words))
 
 

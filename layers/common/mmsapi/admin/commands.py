@@ -155,13 +155,14 @@ def opt_outs(store: AccountStore, args: argparse.Namespace) -> None:
             raise InvalidInputError(f"--number {args.number[:40]!r}: not a phone number")
     records = OptOutStore()
     print(
-        f"{'time':32} {'number':16} {'action':8} {'keyword':12} via  shortcode  message-id  reply"
+        f"{'processed':32} {'number':16} {'action':8} {'keyword':12} via  shortcode  "
+        f"message-id  reply  received"
     )
     for event in records.events(args.account_id, number):
         print(
             f"{event.at:32} {event.number:16} {event.action.value:8} {event.keyword:12} "
             f"{event.source:4} {event.shortcode:10} {event.message_id}  "
-            f"{event.reply_id or '(none)'}"
+            f"{event.reply_id or '(none)'}  {event.received_at or '(not given)'}"
         )
     now = [n for n in records.numbers(args.account_id) if not number or n == number]
     print(f"opted out now: {', '.join(now) or '(none)'}")

@@ -58,6 +58,7 @@ from mmsapi.carrier.mm7 import (
     international,
     soap_with_attachments,
 )
+from mmsapi.numbers import phone_digits
 from mmsapi.records import record
 
 
@@ -142,12 +143,15 @@ class ReceivedDeliver:
     transaction_id: str
     version: Version  # the version answered in (the request's namespace)
     linked_id: str
-    sender: str  # international digits without '+'
+    sender: str  # digits as written, without separators and a leading '+' or '00'
     recipients: list[str]
     subject: str
     timestamp: datetime | None
     # Every part of the MM in the order sent (the SMIL too), flattened.
     parts: list[MessagePart]
+    # Written with '+' or '00': else the sender may be national (4082257140), read in
+    # the receiving shortcode's country (mmsapi/phones.py, services/inbound.py).
+    sender_international: bool = False
 
     @property
     def first_text(self) -> str:
@@ -366,18 +370,17 @@ def _version(operation: etree._Element) -> Version:
     return "5.3.0" if namespace == NAMESPACES["5.3.0"] else "6.8.0"
 
 
-def _sender(req: etree._Element) -> str:
+def _sender(req: etree._Element) -> tuple[str, bool]:
     holder = _child(req, "Sender")
     inner = [] if holder is None else [c for c in holder if isinstance(c.tag, str)]
     text = _all_text(inner[0] if inner else holder).strip() if holder is not None else ""
     number = text.split("/TYPE=", 1)[0].strip()
-    try:
-        digits = international(number)
-    except ValueError:
-        raise DeliverError(VALIDATION_ERROR, f"Sender {number[:40]!r} is not a number") from None
+    digits = phone_digits(number)  # separators, '+' and '00' as a send's recipient drops them
+    if digits is None:
+        raise DeliverError(VALIDATION_ERROR, f"Sender {number[:40]!r} is not a number")
     if not 3 <= len(digits) <= 15:
         raise DeliverError(VALIDATION_ERROR, f"Sender {digits[:40]!r}: 3 to 15 digits")
-    return digits
+    return digits, number.startswith(("+", "00"))
 
 
 def _date(text: str | None) -> datetime | None:
@@ -409,7 +412,7 @@ def parse_deliver_req(body: bytes, content_type: str, bounds: Bounds = BOUNDS) -
         )
     if not envelope.transaction_id:
         raise DeliverError(VALIDATION_ERROR, "no TransactionID in the SOAP header")
-    sender = _sender(req)
+    sender, international_form = _sender(req)
     recipients = [r for r in _recipients(req) if r]
     if not recipients:
         raise DeliverError(VALIDATION_ERROR, "DeliverReq without Recipients")
@@ -434,6 +437,7 @@ def parse_deliver_req(body: bytes, content_type: str, bounds: Bounds = BOUNDS) -
         subject=subject[: bounds.subject_chars],
         timestamp=_date(_text(req, "TimeStamp")),
         parts=parts,
+        sender_international=international_form,
     )
 
 

@@ -39,15 +39,23 @@ class EndUserMessagingSms:
     def __init__(self, settings: Settings) -> None:
         self.configuration_set = settings.sms_configuration_set
 
-    def send(self, to: str, sender: str, text: str) -> str:
+    def request(self, to: str, sender: str, text: str) -> dict[str, str]:
+        """SendTextMessage's parameters. A long code or toll-free number goes as a phone
+        number in E.164, with its '+' (as End User Messaging names it); a short code (8
+        digits at most, as MM7's ShortCode) and an id, ARN, pool or sender id as given."""
+        origination = "+" + sender if sender.isdigit() and len(sender) > 8 else sender
         request = {
             "DestinationPhoneNumber": "+" + to,
-            "OriginationIdentity": sender,
+            "OriginationIdentity": origination,
             "MessageBody": text,
             "MessageType": "TRANSACTIONAL",
         }
         if self.configuration_set:
             request["ConfigurationSetName"] = self.configuration_set
+        return request
+
+    def send(self, to: str, sender: str, text: str) -> str:
+        request = self.request(to, sender, text)
         try:
             answer = aws.sms().send_text_message(**request)  # type: ignore[arg-type]
         except ClientError as exc:

@@ -17,7 +17,7 @@ from mmsapi.models import Send, SendStatus
 from mmsapi.observability import send_ids, tag
 from mmsapi.services.announce import announce_send, send_postback
 from mmsapi.services.context import Context
-from mmsapi.services.deliver import RetryLater, deliver, submit_mm7
+from mmsapi.services.deliver import OPTED_OUT, RetryLater, deliver, opted_out, submit_mm7
 from mmsapi.text import clean_subject
 
 DDM_DETAILS = "Device Discovery Message"
@@ -45,6 +45,12 @@ def discover(ctx: Context, send_id: int, task_token: str) -> str:
         tag(**send_ids(send))
     if send is None or send.status is not SendStatus.DISCOVERING or send.ddm is None:
         return "not discovering"
+    if opted_out(send):  # STOP since the send was accepted: no DDM, no MMS
+        send.status = SendStatus.FAILED
+        postback = send_postback(send, "E101", "Message Failed", details=OPTED_OUT)
+        if ctx.sends.save(send, expected=SendStatus.DISCOVERING, postback=postback):
+            ctx.discovery.resume(task_token, {"handset": None})  # ends: not discovering
+        return "failed: opted out"
     try:
         result = submit_mm7(send, discovery_message(send), f"mmsapi-ddm-{send.send_id}")
     except CarrierUnavailable as exc:

@@ -26,11 +26,13 @@ from mmsapi.services.announce import send_postback
 from mmsapi.services.context import Context
 from mmsapi.services.personalize import fallback_text_for, subject_for, texts_for
 from mmsapi.settings import get_settings
+from mmsapi.store.opt_outs import OptOutStore
 from mmsapi.store.outbox import Postback
 
 SENT = "Message Sent"
 FAILED = "Message Failed"
 NOT_PROVISIONED = CATALOGUE["E619"]
+OPTED_OUT = "the recipient opted out (STOP) after the send was accepted"
 
 
 class RetryLater(Exception):  # noqa: N818 - a request to the queue, not a fault
@@ -63,6 +65,8 @@ def deliver(ctx: Context, send_id: int, *, discovered: bool = False) -> str:
     if not ctx.sends.save(send, expected=SendStatus.QUEUED):
         return "claimed elsewhere"
     try:
+        if opted_out(send):  # before the SubmitReq and the fallback SMS: never sent
+            return _fail(ctx, send, OPTED_OUT)
         template = ctx.templates.get(send.mms_id)
         if template is None or template.status is not TemplateStatus.READY:
             return _fail(ctx, send, "the MMS was deleted before it could be sent")
@@ -98,6 +102,12 @@ def _record_sent(ctx: Context, send: Send, postback: Postback) -> None:
         ctx.sends.save(send, carrier_message=True, postback=postback)
     except TRANSIENT as exc:
         raise HandedOverError(f"send {send.send_id} was sent but not recorded: {exc}") from exc
+
+
+def opted_out(send: Send) -> bool:
+    """Whether the recipient sent STOP since the send was accepted (its write checked it
+    then): one consistent GetItem, 0.5 read units, per delivery attempt and per DDM."""
+    return OptOutStore().opted_out(send.account_id, send.to)
 
 
 def _broken(ctx: Context, send: Send, exc: Exception) -> str:

@@ -46,6 +46,7 @@ from mmsapi.carrier.mm7_deliver import (
 from mmsapi.models import Account
 from mmsapi.numbers import ascii_digits
 from mmsapi.observability import logger, tag
+from mmsapi.phones import sender_digits
 from mmsapi.services.context import Context
 from mmsapi.services.mo_links import LINK_DAYS, file_link, secret_hash
 from mmsapi.services.opt_out import Received, handle_keyword, inbox_keyword
@@ -142,8 +143,18 @@ def receive_mms(
         if found is None:
             return _refuse(body, ADDRESS_NOT_FOUND, "no account holds the recipient shortcode")
         account, shortcode = found
+        # The sender as sends name it: a STOP from 4082257140 blocks sends to +14082257140.
+        region = next((s.country for s in account.shortcodes if s.code == shortcode), "")
+        mo.sender = sender_digits(mo.sender, region, mo.sender_international)
         mo_id = mo_identity(account.account_id, mo)
         tag(account=account.account_id, tracking_id=mo_tracking_id(mo_id))
+        texts = (mo.subject, mo.first_text)
+        received = Received("mms", mo_id, mo_id, mo.sender, shortcode, texts, mo.timestamp)
+        if not account.enabled:  # a STOP/START/HELP still counts and is answered; no N401
+            if not handle_keyword(ctx, account, received):
+                return _refuse(body, ADDRESS_NOT_FOUND, "the shortcode's account is disabled")
+            logger.info("keyword to a disabled account")
+            return Answer(200, build_deliver_rsp(mo.transaction_id, mo.version))
         # Everything that reads the message is done before the first write.
         keyword = keyword_of(mo, account.inbox_keywords)
         secret = link_secret(account.postback_secret, mo_id)
@@ -166,8 +177,6 @@ def receive_mms(
         ]
         # STOP/START/HELP: recorded and answered before the N401 that tells it (a failure
         # answers 3000, and the resend answers what was not answered yet).
-        texts = (mo.subject, mo.first_text)
-        received = Received("mms", mo_id, mo_id, mo.sender, shortcode, texts)
         replied = handle_keyword(ctx, account, received)
         keyword = keyword or replied  # an inbox keyword first, else STOP/START/HELP
         postback = _postback(account, mo, mo_id, shortcode, keyword, operator_id(headers), links)

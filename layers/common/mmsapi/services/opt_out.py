@@ -1,45 +1,41 @@
 """STOP, START and HELP from phones, for MMS MO and SMS MO alike (docs/inbound.md#opt-out-and-help).
 
-The first word of the subject, else of the text, is compared (as inbox keywords are)
-with the account's opt-out, opt-in and help keywords (account.opt_out). A match:
+The first word of the subject, else of the text, is compared (as inbox keywords are, in
+the form of mmsapi/keywords.py) with the account's opt-out, opt-in and help keywords
+(account.opt_out). A match:
 
 1. is recorded with its time, number, keyword, source and message id, and (STOP) the
    number opted out or (START) opted back in, in one transaction (store/opt_outs.py);
    a message received again is recorded once;
 2. is answered with the account's reply text by SMS, from the shortcode the phone
    wrote to (carrier/sms.py); the reply's id is noted on the record, so a message
-   received again is not answered twice. A gateway that refuses the number for good
-   (SmsRefused) is noted too; one that is down raises CarrierUnavailable: the MO is
-   then received again (MMSC resend, Lambda retry) and the reply tried again.
+   received again is not answered twice, and the reply is claimed first (a conditional
+   write), so the same message delivered twice at once is answered once. A gateway
+   that refuses the number for good (SmsRefused) is noted too; one that is down
+   raises CarrierUnavailable (the claim given back): the MO is then received again
+   (MMSC resend, Lambda retry) and the reply tried again.
 
 The keyword is also told to the account, in the MO's postback (N401/N402 `keyword`).
 """
 
 from __future__ import annotations
 
-import string
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
+from mmsapi.keywords import first_word, keyword_form
 from mmsapi.models import Account
 from mmsapi.observability import count, logger
 from mmsapi.services.context import Context
 from mmsapi.store.opt_outs import Action, KeywordEvent, OptOutStore
 
 MAX_REPLY_CHARS: Final = 480  # three SMS segments; End User Messaging takes up to 1600
-_WORD_EDGES: Final = string.punctuation + "¡¿“”‘’«»"
-
-
-def first_word(text: str) -> str:
-    """The first word, without the punctuation around it, case-folded (`STOP!` is `stop`)."""
-    words = text.split(maxsplit=1)
-    return words[0].strip(_WORD_EDGES).casefold() if words else ""
 
 
 def inbox_keyword(texts: tuple[str, ...], keywords: list[str]) -> str:
     """The account's inbox keyword that the first word of the first text (else the next) is."""
-    known = {k.casefold(): k for k in keywords}
+    known = {keyword_form(k): k for k in keywords}
     for text in texts:
         word = first_word(text)
         if word in known:
@@ -57,6 +53,7 @@ class Received:
     sender: str  # the phone, digits
     shortcode: str  # the account's code it was sent to
     texts: tuple[str, ...]  # where the keyword may be: the subject, then the text
+    received_at: datetime | None = None  # as the carrier stamped it (SNS, MM7 TimeStamp)
 
 
 def action_of(account: Account, texts: tuple[str, ...]) -> tuple[Action, str] | None:
@@ -70,7 +67,7 @@ def action_of(account: Account, texts: tuple[str, ...]) -> tuple[Action, str] | 
     for text in texts:
         word = first_word(text)
         for action, words in table:
-            if word and word in {w.casefold() for w in words}:
+            if word and word in {keyword_form(w) for w in words}:
                 return action, word
     return None
 
@@ -101,13 +98,16 @@ def handle_keyword(ctx: Context, account: Account, message: Received) -> str:
         shortcode=message.shortcode,
         message_id=message.message_id,
         event_id=message.event_id,
-        at=datetime.now(UTC).isoformat(timespec="microseconds"),  # orders the record
+        at=datetime.now(UTC).isoformat(timespec="microseconds"),  # processed; orders the record
+        received_at=_iso(message.received_at),
     )
     if not store.record(event):  # received again: recorded then; answered then?
         stored = store.event(account.account_id, event.entry)
         if stored is None or stored.reply_id:
             return keyword
         event = stored
+    if not store.claim_reply(event):  # the same message, delivered twice at once, replies now
+        return keyword
     from mmsapi.carrier.sms import SmsRefused  # the SMS gateway only when a keyword needs it
 
     logger.info("keyword received", extra={"keyword_action": action.value, "via": message.source})
@@ -118,5 +118,14 @@ def handle_keyword(ctx: Context, account: Account, message: Received) -> str:
     except SmsRefused as exc:  # final: this number cannot take it; noted, never retried
         logger.warning("keyword reply refused", extra={"reason": str(exc)[:200]})
         reply_id = f"refused: {exc}"[:200]
+    except BaseException:
+        store.release_reply(event)  # the message received again replies (Lambda, MMSC retry)
+        raise
     store.replied(event, reply_id)
     return keyword
+
+
+def _iso(moment: datetime | None) -> str:
+    if moment is None:
+        return ""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 from mmsapi.carrier import mm7
@@ -20,7 +21,7 @@ from mmsapi.models import Send, SendStatus
 from mmsapi.observability import logger, send_ids, tag
 from mmsapi.services.announce import send_postback
 from mmsapi.services.context import Context
-from mmsapi.services.sms_inbound import is_inbound_sms, receive_sms
+from mmsapi.services.sms_inbound import MalformedSms, is_inbound_sms, receive_sms
 
 
 @dataclass(frozen=True)
@@ -146,15 +147,23 @@ SMS_DELIVERED_STATUSES: Final = frozenset({"DELIVERED", "SUCCESSFUL"})
 SMS_UNDECIDED_STATUSES: Final = frozenset({"UNKNOWN", "PENDING", "QUEUED", "SENT"})
 
 
-def sns_message(ctx: Context, message: dict[str, object]) -> bool:
+def sns_message(ctx: Context, message: object, published: str = "") -> bool:
     """A message of an End User Messaging SNS topic: an SMS from a phone (N402,
     services/sms_inbound.py) or an SMS delivery event; True when it was acted on.
-    ValueError (MalformedSms among them) for one that is neither: never retried."""
+    MalformedSms for one that is neither (never retried); any other error is ours (retried).
+    published: the SNS record's Timestamp, the SMS's received time."""
     if not isinstance(message, dict):
-        raise ValueError("the SNS message is not a JSON object")
+        raise MalformedSms("the SNS message is not a JSON object")
     if is_inbound_sms(message):
-        return receive_sms(ctx, message)
+        return receive_sms(ctx, message, _moment(published))
     return sms_event(ctx, message)
+
+
+def _moment(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    except ValueError:
+        return None
 
 
 def sms_event(ctx: Context, event: dict[str, object]) -> bool:

@@ -10,8 +10,10 @@ threaded). ReportFunction takes it the way an MMS MO goes:
    that is not one) raises MalformedSms: logged and counted, never retried;
 2. find the account by the destination number (store/shortcodes.py); none: logged and
    counted (metric SmsMoUnrouted), dropped, as the MMSC is answered 2003 for an MMS;
-3. recognise the inbox keyword; record and answer STOP/START/HELP (services/opt_out.py);
-4. write the N402 postback to the outbox.
+3. record and answer STOP/START/HELP (services/opt_out.py), even for a disabled
+   account (its phones must still be able to opt out); a disabled account is told
+   nothing (metric SmsMoToDisabledAccount);
+4. recognise the inbox keyword and write the N402 postback to the outbox.
 
 The message's id is derived from the account and inboundMessageId: a message published
 or delivered again is the same one, with the same tracking-id and postback id, and its
@@ -72,8 +74,11 @@ def _number(message: Mapping[str, object], name: str, shortest: int) -> str:
     return digits
 
 
-def receive_sms(ctx: Context, message: Mapping[str, object]) -> bool:
-    """Handle one inbound SMS; False when no account holds its number (dropped)."""
+def receive_sms(
+    ctx: Context, message: Mapping[str, object], received_at: datetime | None = None
+) -> bool:
+    """Handle one inbound SMS (received_at: SNS's Timestamp); False when no account holds
+    its number (dropped)."""
     sender = _number(message, "originationNumber", 8)
     destination = _number(message, "destinationNumber", 3)
     # JSON may carry lone surrogates, which no table or XML takes: each becomes '?'.
@@ -88,9 +93,13 @@ def receive_sms(ctx: Context, message: Mapping[str, object]) -> bool:
         return False
     mo_id = sms_mo_id(account.account_id, inbound_id)
     tag(account=account.account_id, tracking_id=sms_tracking_id(mo_id))
-    keyword = inbox_keyword((body,), account.inbox_keywords)
-    received = Received("sms", mo_id, inbound_id, sender, destination, (body,))
+    received = Received("sms", mo_id, inbound_id, sender, destination, (body,), received_at)
     replied = handle_keyword(ctx, account, received)
+    if not account.enabled:  # STOP/START still count and are confirmed; no N402
+        logger.info("SMS MO to a disabled account", extra={"keyword": bool(replied)})
+        count("SmsMoToDisabledAccount")
+        return True
+    keyword = inbox_keyword((body,), account.inbox_keywords)
     ctx.outbox.put(_postback(account, mo_id, sender, destination, keyword or replied, body))
     logger.info("SMS MO received", extra={"chars": len(body)})
     return True

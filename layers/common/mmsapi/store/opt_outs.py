@@ -11,12 +11,16 @@ the sort key `entry`:
   action, source sms|mms, shortcode, message id, the reply's gateway id once sent).
   Written in the same transaction as the opt-out it causes, on condition that it is
   new: a message received again (an MMSC's resend, SNS's retry) changes nothing twice.
+  Its reply is claimed (`replying_at`, a conditional UpdateItem) before it is sent, so
+  the same message delivered twice at the same time is answered once.
 
 The table has point-in-time recovery: the events are the account's compliance record.
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Final
@@ -28,6 +32,7 @@ from mmsapi.settings import get_settings
 from mmsapi.store import aws, dynamo
 
 NUMBER: Final = "number#"
+REPLY_CLAIM_SECONDS: Final = 60  # longer than a reply takes (the SMS gateway's 15 s timeout)
 EVENT: Final = "event#"
 
 
@@ -53,8 +58,10 @@ class KeywordEvent:
     shortcode: str  # the account's code the phone wrote to
     message_id: str  # MMS: the mo-id; SMS: End User Messaging's inboundMessageId
     event_id: str  # unique per received message: the MO's derived id
-    at: str  # ISO 8601, when it was received
+    at: str  # ISO 8601, when it was processed (here; orders the record)
     reply_id: str = ""  # the reply SMS's gateway id (or "refused: ...") once sent
+    received_at: str = ""  # ISO 8601, when the carrier received it (SNS Timestamp, MM7
+    # TimeStamp), when it said
 
     @property
     def entry(self) -> str:
@@ -91,6 +98,8 @@ def _event_item(event: KeywordEvent) -> dict[str, Any]:
     }
     if event.reply_id:
         item["reply_id"] = {"S": event.reply_id}
+    if event.received_at:
+        item["received_at"] = {"S": event.received_at}
     return item
 
 
@@ -106,6 +115,7 @@ def _event_of(item: dict[str, Any]) -> KeywordEvent:
         event_id=item["event_id"]["S"],
         at=item["at"]["S"],
         reply_id=item.get("reply_id", {}).get("S", ""),
+        received_at=item.get("received_at", {}).get("S", ""),
     )
 
 
@@ -133,6 +143,41 @@ class OptOutStore:
         key = {"account_id": {"S": account_id}, "entry": {"S": entry}}
         item = dynamo.get_item(self.table, key, what="opt-out event")
         return _event_of(item) if item else None
+
+    def claim_reply(self, event: KeywordEvent, now: float | None = None) -> bool:
+        """Claim the event's reply (UpdateItem): False when it is sent, or claimed less than
+        REPLY_CLAIM_SECONDS ago (the same message, delivered twice at once, replies now).
+        A claim older than that is taken over: its holder died before noting the reply."""
+        now = time.time() if now is None else now
+        try:
+            aws.dynamodb().update_item(
+                TableName=self.table,
+                Key={"account_id": {"S": event.account_id}, "entry": {"S": event.entry}},
+                UpdateExpression="SET replying_at = :now",
+                ConditionExpression=(
+                    "attribute_exists(entry) AND attribute_not_exists(reply_id)"
+                    " AND (attribute_not_exists(replying_at) OR replying_at < :stale)"
+                ),
+                ExpressionAttributeValues={
+                    ":now": {"N": f"{now:.3f}"},
+                    ":stale": {"N": f"{now - REPLY_CLAIM_SECONDS:.3f}"},
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise DomainError(f"opt-out reply claim failed: {exc}") from exc
+        return True
+
+    def release_reply(self, event: KeywordEvent) -> None:
+        """Give a claim back (the reply failed): the message received again replies."""
+        with contextlib.suppress(ClientError):  # else it goes stale (REPLY_CLAIM_SECONDS)
+            aws.dynamodb().update_item(
+                TableName=self.table,
+                Key={"account_id": {"S": event.account_id}, "entry": {"S": event.entry}},
+                UpdateExpression="REMOVE replying_at",
+                ConditionExpression="attribute_exists(entry)",
+            )
 
     def replied(self, event: KeywordEvent, reply_id: str) -> None:
         """Note the reply's id on the event: a message received again is not replied to twice."""

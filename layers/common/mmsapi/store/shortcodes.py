@@ -152,13 +152,16 @@ def _condition(expression: str, values: dict[str, Any] | None = None) -> dict[st
 
 
 def account_by_shortcode(accounts: Accounts, code: str) -> Account | None:
-    """The enabled account that holds this shortcode now (two consistent reads), or None."""
+    """The account that holds this shortcode now (two consistent reads), or None.
+
+    Enabled or not: a phone's STOP to a disabled account's code still counts (the
+    callers tell the account of an MO only while it is enabled)."""
     if not code.isascii() or not code.isdigit() or len(code) > 15:
         return None
     found = dynamo.get_item(accounts.keys_table, lookup_key(code), what="shortcode")
     if found is None:
         return None
     account = accounts.get(found["account_id"]["S"])
-    if account is None or not account.enabled:
+    if account is None:
         return None
     return account if code in codes_of(account) else None
