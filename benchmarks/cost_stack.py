@@ -8,7 +8,7 @@ sources and the outbox stream handed to their functions as Lambda's event source
 mappings hand them (local.queues, local.streams), the state machines executed by
 moto's interpreter with their Lambda tasks bridged to the handlers, the simulated MMSC
 and SMS gateway (local.mmsc, local.sms), whose delivery reports come back through the
-carrier route (a Device Discovery workflow resumes on its DDM's report). One loopback
+carrier route (a DDM's report queues its send again). One loopback
 server (Web) serves the templates' media and takes the carriers' reports and the
 customer's postbacks.
 """
@@ -209,8 +209,7 @@ class CostStack:
         self.counts.unsettled_rounds += 1
 
     def workflows_running(self) -> bool:
-        """A Device Discovery workflow still running (it resumes on its DDM's report, in
-        the interpreter's own thread)."""
+        """An encoding workflow still running (in the interpreter's own thread)."""
         client = _client("stepfunctions")
         for machine in client.list_state_machines()["stateMachines"]:
             running = client.list_executions(

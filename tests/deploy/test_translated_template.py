@@ -375,11 +375,20 @@ def test_the_kms_grants_come_with_the_kms_key_only() -> None:
         assert not any(a.startswith("kms:") for a in _actions(without, role))
 
 
-def test_the_report_function_names_the_ddm_state_machine_without_a_ref() -> None:
-    # A Ref would close HttpApi -> ReportFunction -> DdmStateMachine -> DeliverFunction -> HttpApi
-    translated = translate(PARAMETER_SETS["defaults"])
-    graph = dependencies(translated)
-    assert "DdmStateMachine" not in graph["ReportFunction"] | graph["ReportFunctionRole"]
+def test_device_discovery_waits_on_the_send_queue_not_a_state_machine() -> None:
+    # A DDM's wait is a delayed message on the send queue (services/ddm.py): no workflow,
+    # and no function may start or resume executions for it.
+    deployed = _deployed("defaults")
+    machines = [
+        name
+        for name, resource in deployed["Resources"].items()
+        if resource["Type"] == "AWS::StepFunctions::StateMachine"
+    ]
+    assert machines == ["EncodeStateMachine"]
+    for role in ("DeliverFunctionRole", "ReportFunctionRole"):
+        assert not any(a.startswith("states:") for a in _actions(deployed, role))
+    assert "sqs:SendMessage" in _actions(deployed, "DeliverFunctionRole")
+    graph = dependencies(translate(PARAMETER_SETS["defaults"]))
     assert "HttpApi" in graph["DeliverFunction"]
 
 

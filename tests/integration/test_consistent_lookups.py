@@ -9,7 +9,6 @@ recorded: the paths under test must neither need nor issue one.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from pytest_httpserver import HTTPServer
@@ -19,7 +18,6 @@ from local.stack import Stack
 from mmsapi.errors import DomainError
 from mmsapi.models import SendStatus
 from mmsapi.services.accounts import create_account, rotate_key
-from mmsapi.services.ddm import discover
 from mmsapi.services.deliver import deliver
 from mmsapi.services.report import mm7_report, sms_report
 from mmsapi.store import aws
@@ -184,7 +182,7 @@ def test_a_key_already_in_use_cannot_make_a_second_account(client: Client) -> No
     assert _auth(client, client.api_key) == "E241"
 
 
-def test_a_ddm_report_right_after_its_submit_resumes_the_discovery(
+def test_a_ddm_report_right_after_its_submit_moves_the_send_on(
     client: Client,
     stack: Stack,
     httpserver: HTTPServer,
@@ -192,7 +190,7 @@ def test_a_ddm_report_right_after_its_submit_resumes_the_discovery(
     lagging: LaggingIndexes,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # Given a send whose Device Discovery Message the workflow is sending
+    # Given a send whose Device Discovery Message is being sent
     got = answer(
         client.post(
             f"<request><action>sendSavedMMS</action><api-key>{client.api_key}</api-key>"
@@ -202,22 +200,15 @@ def test_a_ddm_report_right_after_its_submit_resumes_the_discovery(
         )
     )
     send_id = parse_tracking_id(got["tracking-id"]) or 0
-    stored = client.ctx.sends.get(send_id)
-    assert stored is not None
-    stored.status = SendStatus.DISCOVERING
-    client.ctx.sends.save(stored)
-    resumed: list[dict[str, Any]] = []
-
-    def resume(_token: str, output: dict[str, Any]) -> bool:
-        resumed.append(output)
-        return True
-
-    monkeypatch.setattr(client.ctx.discovery, "resume", resume)
-    assert discover(client.ctx, send_id, "task-token") == "DDM sent"
+    assert deliver(client.ctx, send_id) == "discovering the handset"
     # When its report arrives at once
     carrier.wait_reports(1)
     _, body, content_type = carrier.reports[0]
     mm7_report(client.ctx, body, content_type)
-    # Then the send is found: the workflow resumes with the learnt handset
-    assert resumed == [{"handset": "iPhone"}]
+    # Then the send is found: it moves on, told the learnt handset
+    stored = client.ctx.sends.get(send_id)
+    assert stored is not None
+    assert (stored.status, stored.discovered) == (SendStatus.QUEUED, True)
+    n502 = [e["detail"] for e in postback_events(stack) if e["detail"]["code"] == "N502"]
+    assert [e["fields"]["handset"] for e in n502] == ["iPhone"]
     assert lagging.queried == []

@@ -15,8 +15,8 @@ from mmsapi import records
 from mmsapi.errors import DomainError
 from mmsapi.models import DdmRequest, Send, SendStatus
 from mmsapi.services import context as context_module
-from mmsapi.services.ddm import after_discovery
-from mmsapi.services.deliver import HandedOverError, deliver
+from mmsapi.services.ddm import time_out
+from mmsapi.services.deliver import HandedOverError, RetryLater, deliver
 from mmsapi.services.encode import finalize
 from mmsapi.services.sweep import settle_send
 from mmsapi.services.view import render_view
@@ -25,7 +25,7 @@ from mmsapi.store import aws
 from mmsapi.store.media import template_prefix
 from tests.conftest import Client, load_event
 from tests.integration.conftest import DOWN, REFUSED, Carrier
-from tests.integration.helpers import postback_events
+from tests.integration.helpers import postback_events, relay_outbox
 from tests.integration.test_deliver import send, template
 from tests.lambda_context import FakeLambdaContext, load_handler_module
 
@@ -43,12 +43,17 @@ def test_carrier_down_after_discovery_puts_the_send_back_on_the_queue(
     assert stored is not None
     stored.ddm = DdmRequest(text="hi", force=True)
     stored.status = SendStatus.DISCOVERING
+    stored.ddm_until = int(time.time()) - 1
     client.ctx.sends.save(stored)
     aws.sqs().purge_queue(QueueUrl=stack.physical["SendQueue"])
-    # When the workflow's last step runs, Then the send goes back to the send queue
-    assert after_discovery(client.ctx, send_id) == "queued for a retry"
+    # When its DDM's timeout message comes, Then the send goes back to the send queue
+    assert time_out(client.ctx, send_id, stored.ddm_until) == "timed out"
+    relay_outbox(stack)
     got = aws.sqs().receive_message(QueueUrl=stack.physical["SendQueue"])["Messages"]
     assert [json.loads(m["Body"])["send_id"] for m in got] == [send_id]
+    # And the carrier being down leaves it queued for the queue's retries
+    with pytest.raises(RetryLater):
+        deliver(client.ctx, send_id)
     # And from there it is never discovered again, even with ddm-force
     again = client.ctx.sends.get(send_id)
     assert again is not None

@@ -21,6 +21,7 @@ from mmsapi.carrier import mm7
 from mmsapi.errors import DomainError
 from mmsapi.media.types import MediaKind
 from mmsapi.models import (
+    DdmRequest,
     Send,
     SendStatus,
     StoredMedia,
@@ -31,14 +32,14 @@ from mmsapi.models import (
 )
 from mmsapi.services import deliver as deliver_module
 from mmsapi.services.context import Context
-from mmsapi.services.ddm import after_discovery
+from mmsapi.services.ddm import time_out
 from mmsapi.services.report import mm7_report
 from mmsapi.services.sweep import settle_send
 from mmsapi.store import aws
 from mmsapi.store.sends import send_of
 from mmsapi.tracking import parse_tracking_id
 from tests.conftest import Client, load_event
-from tests.integration.helpers import postback_events
+from tests.integration.helpers import drain, postback_events, relay_outbox
 from tests.lambda_context import FakeLambdaContext, load_handler_module
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -236,8 +237,11 @@ def test_a_poison_dead_letter_is_dropped_not_retried_forever(client: Client) -> 
 def test_a_failure_after_discovery_hands_the_send_to_the_queue(
     client: Client, stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a send whose discovery is over, and AWS failing under delivery
-    a_send(client.ctx, client, 8004, 7004, SendStatus.DISCOVERING)
+    # Given a send whose DDM wait is over, and AWS failing under delivery
+    send = a_send(client.ctx, client, 8004, 7004, SendStatus.DISCOVERING)
+    send.ddm = DdmRequest(text="hi")
+    send.ddm_until = int(time.time()) - 1
+    client.ctx.sends.save(send)
     monkeypatch.setenv("MMS_MM7_URL", "http://127.0.0.1:9/mm7")
     from mmsapi.settings import get_settings
 
@@ -248,19 +252,33 @@ def test_a_failure_after_discovery_hands_the_send_to_the_queue(
 
     monkeypatch.setattr(client.ctx.templates, "get", aws_down)
     aws.sqs().purge_queue(QueueUrl=stack.physical["SendQueue"])
-    # When the workflow's last step runs, Then the send is queued with a message
-    assert after_discovery(client.ctx, 8004) == "queued for a retry"
-    got = aws.sqs().receive_message(QueueUrl=stack.physical["SendQueue"])["Messages"]
-    assert [json.loads(m["Body"])["send_id"] for m in got] == [8004]
-    # And a retry of the step (the one before raised) re-queues it rather than dropping it
-    assert after_discovery(client.ctx, 8004) == "queued for a retry"
+    # When its timeout message comes, Then the send is queued, with its queue message
+    assert time_out(client.ctx, 8004, send.ddm_until) == "timed out"
+    relay_outbox(stack)
+    assert [body["send_id"] for body in drain(stack.physical["SendQueue"])] == [8004]
+    # And delivery failing gives the claim back: the queue's retries keep it
+    with pytest.raises(DomainError):
+        deliver_module.deliver(client.ctx, 8004)
+    assert status_of(client.ctx, 8004) is SendStatus.QUEUED
+    # And the timeout message again (a redelivery) changes nothing
+    assert time_out(client.ctx, 8004, send.ddm_until) == "discovery over"
 
 
-def test_a_failed_discovery_workflow_ends_its_send(client: Client, stack: Stack) -> None:
-    a_send(client.ctx, client, 8005, 7005, SendStatus.DISCOVERING)
-    handler = load_handler_module("deliver").handler
-    result = handler({"step": "settle", "send_id": 8005}, FakeLambdaContext())
-    assert result == {"send_id": 8005, "outcome": "failed"}
+def test_a_discovering_send_whose_timeout_never_came_ends_at_its_deadline(
+    client: Client, stack: Stack
+) -> None:
+    # Given a send waiting for its DDM (5 minutes) whose timeout message was lost
+    send = a_send(client.ctx, client, 8005, 7005, SendStatus.DISCOVERING)
+    send.ddm = DdmRequest(text="hi")
+    client.ctx.sends.save(send)
+    due = client.ctx.sends.settle_by(8005)
+    assert due is not None
+    # Then the sweeper leaves it alone while its timeout may still come
+    assert due > time.time() + 5 * 60
+    sweep_at(int(time.time()) + 5 * 60 + 1)
+    assert status_of(client.ctx, 8005) is SendStatus.DISCOVERING
+    # And ends it (E999) past its deadline
+    sweep_at(due + 1)
     assert codes_of(stack, 8005) == ["E999"]
     assert_every_message_ended(client.ctx, stack)
 
@@ -270,7 +288,7 @@ def test_every_task_of_every_workflow_is_caught() -> None:
     for path in sorted((ROOT / "statemachine").glob("*.asl.json")):
         definition = json.loads(path.read_text())
         states = definition["States"]
-        assert definition.get("TimeoutSeconds") or path.name == "ddm.asl.json"
+        assert definition.get("TimeoutSeconds")
         for name, state in states.items():
             if state["Type"] in ("Task", "Map"):
                 catches = [c for c in state.get("Catch", []) if "States.ALL" in c["ErrorEquals"]]

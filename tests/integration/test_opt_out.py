@@ -25,7 +25,6 @@ from mmsapi.admin.changes import parse_change
 from mmsapi.models import Dialect, SendStatus
 from mmsapi.records import RecordError
 from mmsapi.services.accounts import set_postback
-from mmsapi.services.ddm import after_discovery, discover
 from mmsapi.services.deliver import OPTED_OUT, deliver
 from mmsapi.settings import get_settings
 from mmsapi.store import aws
@@ -380,35 +379,31 @@ def test_a_send_accepted_before_the_stop_is_never_delivered(
 
 
 def test_a_stop_before_the_device_discovery_message_sends_no_ddm(
-    phones: Client, carrier: Carrier, stack: Stack, monkeypatch: pytest.MonkeyPatch
+    phones: Client, carrier: Carrier, stack: Stack, httpserver: HTTPServer
 ) -> None:
-    # Given a send with DDM fields, its discovery started, then the phone's STOP
+    # Given a send with DDM fields accepted, then the phone's STOP before it is delivered
     mms_id = saved(phones)
     ddm = (
         "<ddm-message-subject>Detecting</ddm-message-subject>"
         "<ddm-message-text>free</ddm-message-text><ddm-force>true</ddm-force>"
     )
     body = send_xml(phones, mms_id, {"to": PHONE}).replace("</request>", ddm + "</request>")
-    resumed: list[dict[str, Any]] = []
-    monkeypatch.setattr(phones.ctx.discovery, "resume", lambda _t, out: resumed.append(out))
-    monkeypatch.setattr(phones.ctx.discovery, "start", lambda *_args: None)
     with acting_as("ApiFunction"):
         got = answer(phones.post(body))
     send_id = parse_tracking_id(got["tracking-id"]) or 0
-    with acting_as("DeliverFunction"):
-        assert deliver(phones.ctx, send_id) == "discovering the handset"
     assert report(sms("STOP", "in-stop-ddm")) == {"settled": 1}
-    # When the workflow's first step would send the DDM
+    # When the send queue hands it to delivery, which would send the DDM first
     with acting_as("DeliverFunction"):
-        assert discover(phones.ctx, send_id, "token") == "failed: opted out"
-    # Then no DDM and no MMS is sent; the send ends (E101) and the workflow goes on to end
+        assert deliver(phones.ctx, send_id) == "failed: opted out"
+    # Then no DDM and no MMS is sent, the send ends with E101, and a redelivered queue
+    # message does nothing more
     assert carrier.mmsc.received() == []
-    assert resumed == [{"handset": None}]
     stored = phones.ctx.sends.get(send_id)
     assert stored is not None
     assert stored.status is SendStatus.FAILED
+    assert stored.history[-1].postback == "E101"
     with acting_as("DeliverFunction"):
-        assert after_discovery(phones.ctx, send_id) == "not discovering"
+        assert deliver(phones.ctx, send_id) == "not queued"
 
 
 def _disable(phones: Client, enabled: bool = False) -> None:

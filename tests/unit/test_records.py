@@ -66,6 +66,9 @@ OLD_SEND = (
     '"rendition":""}'
 )
 
+# The discovery workflow's task token: the DDM's wait is kept by a delayed queue message.
+REMOVED = frozenset({"ddm_task_token"})
+
 
 def every_record() -> list[object]:
     media = StoredMedia(
@@ -144,9 +147,13 @@ def test_documents_pydantic_wrote_read_back_and_are_written_byte_for_byte(
     # When it is read and written again
     record = records.from_json(cls, old)
     written = json.loads(records.to_json(record))
-    # Then nothing is lost or spelt differently (fields added since are written too)
-    kept = {key: written[key] for key in json.loads(old)}
-    assert json.dumps(kept, ensure_ascii=False, separators=(",", ":")) == old
+    # Then nothing is lost or spelt differently (fields added since are written too),
+    # but for the fields removed since
+    stored = {key: value for key, value in json.loads(old).items() if key not in REMOVED}
+    kept = {key: written[key] for key in stored}
+    assert kept == stored
+    assert list(kept) == list(stored)  # in the same order
+    assert not REMOVED & set(written)
 
 
 def test_values_read_as_their_types() -> None:

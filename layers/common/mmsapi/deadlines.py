@@ -26,10 +26,8 @@ SHARDS: Final = 8
 # Room beyond the longest legitimate time: clocks, queue lag, a cold start.
 MARGIN_SECONDS: Final = 600
 # statemachine/encode.asl.json's TimeoutSeconds (8 items, 4 at a time, each up to 4
-# attempts of the 300 s TranscodeFunction: about 2,430 s), and the DDM workflow's
-# retries of its two steps (5+10+20 s, then 30+60+120+240+480 s).
+# attempts of the 300 s TranscodeFunction: about 2,430 s).
 ENCODE_TIMEOUT_SECONDS: Final = 3600
-DDM_RETRY_SECONDS: Final = 35 + 930 + 2 * 150
 DAY_SECONDS: Final = 86_400
 SEND_FINAL: Final = frozenset({SendStatus.DELIVERED, SendStatus.FAILED})
 
@@ -54,8 +52,9 @@ def send_budget(send: Send) -> int | None:
         case SendStatus.SUBMITTING:
             return get_settings().send_claim_seconds + MARGIN_SECONDS
         case SendStatus.DISCOVERING:
+            # The DDM's timeout message, and its send queue retries if it fails.
             minutes = send.ddm.timeout_minutes if send.ddm else 0
-            return minutes * 60 + DDM_RETRY_SECONDS + MARGIN_SECONDS
+            return minutes * 60 + queued_seconds() + MARGIN_SECONDS
         case SendStatus.SENT:
             return report_wait_seconds()
     return None

@@ -376,7 +376,7 @@ class Send:
     custom_texts: list[CustomText] = field(default_factory=list)
     data: dict[str, str] = field(default_factory=dict)
     ddm: DdmRequest | None = None
-    ddm_task_token: str = ""  # the discovery workflow waits on this until the DDM's report
+    ddm_until: int = 0  # epoch second the DDM's report is awaited until (its timeout message)
     discovered: bool = False  # discovery is over (learnt or timed out): never again
     client_reference: str = ""
     status: SendStatus = SendStatus.QUEUED

@@ -42,7 +42,6 @@ class Settings:
     # Each postback's delivery attempts, for `mmsapi-admin trace` (store/postback_attempts.py).
     postback_attempts_table: str = "mmsapi-postback-attempts"
     encode_state_machine_arn: str = ""
-    ddm_state_machine_arn: str = ""
     sends_table: str = "mmsapi-sends"
     # Lookup tables read with strongly consistent GetItem (GSIs lag on AWS):
     # carrier message id -> send id (delivery reports), API key hash -> account id.

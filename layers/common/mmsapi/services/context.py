@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from mmsapi.store.outbox import OutboxStore
     from mmsapi.store.sends import SendQueue, SendStore
     from mmsapi.store.templates import TemplateStore
-    from mmsapi.store.workflows import DiscoveryWorkflow, EncodeWorkflow
+    from mmsapi.store.workflows import EncodeWorkflow
 
 T = TypeVar("T")
 
@@ -104,12 +104,6 @@ def _workflow(_: Context) -> EncodeWorkflow:
     return EncodeWorkflow()
 
 
-def _discovery(_: Context) -> DiscoveryWorkflow:
-    from mmsapi.store.workflows import DiscoveryWorkflow
-
-    return DiscoveryWorkflow()
-
-
 def _sends(_: Context) -> SendStore:
     from mmsapi.store.sends import SendStore
 
@@ -151,7 +145,6 @@ class Context:
     events = Store(_events)
     outbox = Store(_outbox)
     workflow = Store(_workflow)
-    discovery = Store(_discovery)
     sends = Store(_sends)
     send_ids = Store(_send_ids)
     send_queue = Store(_send_queue)

@@ -43,12 +43,12 @@ class RetryLater(Exception):  # noqa: N818 - a request to the queue, not a fault
 TRANSIENT: tuple[type[BaseException], ...] = (DomainError, BotoCoreError, ClientError, OSError)
 
 
-def deliver(ctx: Context, send_id: int, *, discovered: bool = False) -> str:
+def deliver(ctx: Context, send_id: int) -> str:
     """Deliver one send; returns what became of it (for logs and tests).
 
     A send with Device Discovery fields for a number whose handset is unknown (or
-    with ddm-force) first goes through the discovery workflow, which calls back
-    here with `discovered=True` once the DDM's report came or its time ran out.
+    with ddm-force) first gets its DDM (services/ddm.py): it comes back on the send
+    queue, `discovered`, once the DDM's report came or its time ran out.
     """
     send = ctx.sends.get(send_id)
     if send is not None:
@@ -59,8 +59,11 @@ def deliver(ctx: Context, send_id: int, *, discovered: bool = False) -> str:
         return "not queued"  # already handled: a redelivered queue message
     if not get_settings().mm7_url:
         return _not_provisioned(ctx, send)
-    if not discovered and not send.discovered and _needs_discovery(ctx, send):
-        return _start_discovery(ctx, send)
+    if not send.discovered and _needs_discovery(ctx, send):
+        # Only sends to unknown handsets take this: its module loads on first use.
+        from mmsapi.services.ddm import discover
+
+        return discover(ctx, send)
     send.status = SendStatus.SUBMITTING
     if not ctx.sends.save(send, expected=SendStatus.QUEUED):
         return "claimed elsewhere"
@@ -147,23 +150,6 @@ def _interrupted(ctx: Context, send: Send) -> str:
         postback=send_postback(send, "E999", FAILED, details="delivery was interrupted"),
     )
     return "interrupted"
-
-
-def _start_discovery(ctx: Context, send: Send) -> str:
-    assert send.ddm is not None
-    send.status = SendStatus.DISCOVERING
-    if not ctx.sends.save(send, expected=SendStatus.QUEUED):
-        return "claimed elsewhere"
-    try:
-        ctx.discovery.start(
-            f"ddm-{send.send_id}",
-            {"send_id": send.send_id, "timeout_seconds": send.ddm.timeout_minutes * 60},
-        )
-    except Exception:
-        send.status = SendStatus.QUEUED  # the queue tries again; the start is idempotent
-        ctx.sends.save(send, expected=SendStatus.DISCOVERING)
-        raise
-    return "discovering the handset"
 
 
 def _needs_discovery(ctx: Context, send: Send) -> bool:

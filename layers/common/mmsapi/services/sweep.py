@@ -6,7 +6,8 @@ with the final state and postback the documents give:
 
 - a template still encoding -> failed, E002/E003 (a sendMMS template: its send E012/E013);
 - a sendMMS send still waiting -> queued if its template is ready, else E012/E013;
-- a send queued, submitting or discovering -> failed, E999 (queue processing error);
+- a send queued, submitting or discovering -> failed, E999 (queue processing error; a
+  discovering send is past its DDM's timeout, whose message never moved it on);
 - a send sent whose delivery report never came (settings.report_wait_days) -> failed,
   E102 "Message Sent/Expired" (a fallback SMS: E202), as a carrier reports an expiry.
 
@@ -45,11 +46,7 @@ SWEEP_LIMIT: Final = 200
 FAILED: Final = "Message Failed"
 TOO_LONG: Final = "delivery did not finish in time"
 QUEUE: Final = "queue"
-WORKFLOW: Final = "workflow"
-GIVEN_UP: Final = {
-    QUEUE: "delivery failed on every attempt",
-    WORKFLOW: "the device discovery workflow failed",
-}
+GIVEN_UP: Final = {QUEUE: "delivery failed on every attempt"}
 ENCODING_TOO_LONG: Final = "encoding did not finish in time"
 EXPIRED: Final = "Message Sent/Expired"  # the E102 wording (docs/postbacks.md#n102-e102)
 EXPIRED_CODES: Final = {"MMS": "E102", "SMS": "E202"}
@@ -96,7 +93,7 @@ def settle_template(ctx: Context, mms_id: int, now: int) -> str:
 
 def settle_send(ctx: Context, send_id: int, now: int, *, given_up_by: str = "") -> str:
     """End one send past its deadline, or given up by its owner: the send queue (its
-    message was dead-lettered, QUEUE) or the discovery workflow (it failed, WORKFLOW)."""
+    message was dead-lettered, QUEUE)."""
     send = ctx.sends.get(send_id)
     if send is not None:
         tag(**send_ids(send))
@@ -105,12 +102,12 @@ def settle_send(ctx: Context, send_id: int, now: int, *, given_up_by: str = "") 
         return "final"
     if given_up_by:
         # A waiting send is the encoding's; a sent one waits for its report; a claim
-        # still fresh belongs to a worker that may be on it; a discovering send is the
-        # workflow's.
+        # still fresh belongs to a worker that may be on it; a discovering send waits for
+        # its DDM's report or timeout message (a dead-lettered one: its deadline ends it).
         claimed_for = (utcnow() - send.updated_at).total_seconds()
         if (
             send.status in (SendStatus.WAITING, SendStatus.SENT)
-            or (given_up_by == QUEUE and send.status is SendStatus.DISCOVERING)
+            or send.status is SendStatus.DISCOVERING
             or (
                 send.status is SendStatus.SUBMITTING
                 and claimed_for <= get_settings().send_claim_seconds

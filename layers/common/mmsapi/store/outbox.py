@@ -63,8 +63,10 @@ class QueuedSend:
 QUEUE_KIND: Final = "queue-send"
 
 
-def queue_id(send_id: int) -> str:
-    return f"queue-send-{send_id}"
+def queue_id(send_id: int, step: str = "") -> str:
+    """The "queue send" item of a send's acceptance, or of a later `step` that queues it
+    again (its own id: a relay behind by both must not read one key twice)."""
+    return f"queue-send-{send_id}-{step}" if step else f"queue-send-{send_id}"
 
 
 def send_postback_id(send_id: int, code: str) -> str:
@@ -116,12 +118,12 @@ class OutboxStore:
         """
         return {"Put": {"TableName": self.table, "Item": item_of(postback)}}
 
-    def queue_put(self, send_id: int, ids: dict[str, Any]) -> dict[str, Any]:
+    def queue_put(self, send_id: int, ids: dict[str, Any], step: str = "") -> dict[str, Any]:
         """The TransactWriteItems part that queues a send beside its write (the relay
         sends it to the send queue); `ids` go on the relay's log lines."""
         expires = int(time.time()) + KEEP_DAYS * DAY_SECONDS
         item = {
-            "id": {"S": queue_id(send_id)},
+            "id": {"S": queue_id(send_id, step)},
             "kind": {"S": QUEUE_KIND},
             "send_id": {"N": str(send_id)},
             "ids": {"S": json.dumps(ids, separators=(",", ":"))},

@@ -18,6 +18,8 @@ from mmsapi.store import aws
 
 # SendMessageBatch takes at most 10 entries.
 SQS_BATCH: Final = 10
+# SQS's longest DelaySeconds.
+MAX_DELAY_SECONDS: Final = 900
 
 
 class SendQueue:
@@ -33,6 +35,22 @@ class SendQueue:
             aws.sqs().send_message(QueueUrl=self.url, MessageBody=json.dumps({"send_id": send_id}))
         except ClientError as exc:
             raise DomainError(f"could not queue the send: {exc}") from exc
+
+    def enqueue_ddm_timeout(self, send_id: int, until: int, delay: int) -> None:
+        """The timeout of a send's Device Discovery Message: a message that comes back
+        after `delay` seconds (at most SQS's 900: the deliver function re-queues what
+        is left of a longer wait), naming the epoch second `until` the wait ends."""
+        if not self.url:
+            raise DomainError("no send queue (MMS_SEND_QUEUE_URL) is set")
+        body = json.dumps({"send_id": send_id, "ddm_until": until})
+        try:
+            aws.sqs().send_message(
+                QueueUrl=self.url,
+                MessageBody=body,
+                DelaySeconds=max(0, min(MAX_DELAY_SECONDS, delay)),
+            )
+        except ClientError as exc:
+            raise DomainError(f"could not queue the discovery's timeout: {exc}") from exc
 
     def enqueue_many(self, send_ids: Sequence[int]) -> list[int]:
         """Queue sends, up to 10 per call (SendMessageBatch); returns the ids that were

@@ -79,12 +79,7 @@ class SendStore:
             {"Put": {"TableName": self.table, "Item": self._item(send), **new}},
         ]
         if queue:
-            ids = {
-                "account": send.account_id,
-                "mms_id": send.mms_id,
-                "client_reference": send.client_reference,
-            }
-            parts.append(outbox.OutboxStore().queue_put(send.send_id, ids))
+            parts.append(_queue_part(send, ""))
         parts.append(opt_outs.not_opted_out(send.account_id, send.to))
         failed = dynamo.transact_write_failed(parts, what="send")
         if len(parts) - 1 in failed:
@@ -99,17 +94,20 @@ class SendStore:
         *,
         carrier_message: bool = False,
         postback: Postback | None = None,
+        queue: bool = False,
     ) -> bool:
         """Write a send; with `expected`, only if its stored status is still that.
 
         With `carrier_message`, the send has just been given its carrier_message_id:
         the id's lookup item is written in the same transaction, so that its delivery
         report finds the send as soon as this returns. With `postback`, the postback of
-        this change goes to the outbox in the same transaction: both or neither.
+        this change goes to the outbox in the same transaction: both or neither. With
+        `queue` (a send queued again after its discovery), so does a "queue send" item
+        of its own, apart from its acceptance's: the relay queues it.
         """
         send.updated_at = utcnow()
         history, send.history = send.history, _with_step(send, postback)
-        written = self._save(send, expected, carrier_message, postback)
+        written = self._save(send, expected, carrier_message, postback, queue)
         if not written:
             send.history = history  # not stored: the caller may try again
         return written
@@ -120,6 +118,7 @@ class SendStore:
         expected: SendStatus | None,
         carrier_message: bool,
         postback: Postback | None,
+        queue: bool = False,
     ) -> bool:
         extra: dict[str, Any] = {}
         if expected is not None:
@@ -129,7 +128,7 @@ class SendStore:
                 "ExpressionAttributeValues": {":expected": {"S": expected.value}},
             }
         lookup = carrier_message and bool(send.carrier_message_id)
-        if not lookup and postback is None:
+        if not lookup and postback is None and not queue:
             return dynamo.put_item(self.table, self._item(send), what="send", **extra)
         items: list[dict[str, Any]] = [
             {"Put": {"TableName": self.table, "Item": self._item(send), **extra}}
@@ -141,6 +140,8 @@ class SendStore:
             )
         if postback is not None:
             items.append(outbox.transact_put(postback))
+        if queue:
+            items.append(_queue_part(send, "discovered"))
         return dynamo.transact_write(items, what="send")
 
     def get(self, send_id: int) -> Send | None:
@@ -210,6 +211,16 @@ class SendStore:
         if send is None or send.carrier_message_id != message_id:
             return None
         return send
+
+
+def _queue_part(send: Send, step: str) -> dict[str, Any]:
+    """The send's "queue send" outbox item, with the ids the relay's log lines carry."""
+    ids = {
+        "account": send.account_id,
+        "mms_id": send.mms_id,
+        "client_reference": send.client_reference,
+    }
+    return outbox.OutboxStore().queue_put(send.send_id, ids, step)
 
 
 def compress(send: Send) -> bytes:

@@ -44,26 +44,3 @@ class EncodeWorkflow(Workflow):
 
     def __init__(self, state_machine_arn: str | None = None) -> None:
         super().__init__(state_machine_arn or get_settings().encode_state_machine_arn)
-
-
-class DiscoveryWorkflow(Workflow):
-    """Device Discovery Message, wait for its report, then the MMS (statemachine/ddm.asl.json)."""
-
-    setting = "MMS_DDM_STATE_MACHINE_ARN"
-
-    def __init__(self, state_machine_arn: str | None = None) -> None:
-        super().__init__(state_machine_arn or get_settings().ddm_state_machine_arn)
-
-    def resume(self, task_token: str, output: dict[str, Any]) -> bool:
-        """Let a waiting execution go on; False if it no longer waits (timed out)."""
-        try:
-            aws.stepfunctions().send_task_success(taskToken=task_token, output=json.dumps(output))
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in {
-                "TaskTimedOut",
-                "TaskDoesNotExist",
-                "InvalidToken",
-            }:
-                return False
-            raise DomainError(f"could not resume the discovery: {exc}") from exc
-        return True
