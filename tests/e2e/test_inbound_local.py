@@ -148,10 +148,11 @@ def send_saved(runtime: LocalRuntime, dialect: str, mms_id: str) -> tuple[str, s
     return got[status], got.get(code, "")
 
 
-def confirmations(runtime: LocalRuntime) -> list[str]:
-    """The texts the simulated SMS gateway sent the phone."""
-    sent = [json.loads(p.read_text()) for p in (runtime.data_dir / "sms").glob("*.json")]
-    return [str(s["text"]) for s in sent if s["to"] == PHONE]
+def confirmations(runtime: LocalRuntime) -> dict[str, str]:
+    """The texts the simulated SMS gateway sent the phone, by file (a glob's order is
+    the directory's, not the order they were sent in)."""
+    sent = {p.name: json.loads(p.read_text()) for p in (runtime.data_dir / "sms").glob("*.json")}
+    return {name: str(s["text"]) for name, s in sent.items() if s["to"] == PHONE}
 
 
 @pytest.mark.parametrize("dialect", ["current", "legacy"])
@@ -168,7 +169,7 @@ def test_stop_from_the_phone_refuses_the_next_send_and_start_allows_it(
     mms_id = saved.get("mms-id" if dialect == "current" else "MMSID")
     assert mms_id, saved
     assert send_saved(runtime, dialect, mms_id)[0] == "Success"
-    before = len(confirmations(runtime))
+    before = confirmations(runtime)
     # When the phone replies STOP
     assert b"<StatusCode>1000</StatusCode>" in phone_replies(runtime, "STOP", f"tx-stop-{dialect}")
     # Then the next sendSavedMMS to it answers E114
@@ -179,7 +180,8 @@ def test_stop_from_the_phone_refuses_the_next_send_and_start_allows_it(
         lambda p: f"<{keyword}>stop</{keyword}>".encode() in p.body, timeout=30
     )
     assert etree.fromstring(told.body).tag == ("postback" if dialect == "current" else "POSTBACK")
-    assert any("unsubscribed" in text for text in confirmations(runtime)[before:])
+    new = [text for name, text in confirmations(runtime).items() if name not in before]
+    assert any("unsubscribed" in text for text in new), new
     # When the phone replies START, Then sends to it are accepted again
     assert b"<StatusCode>1000</StatusCode>" in phone_replies(runtime, "Start", f"tx-go-{dialect}")
     assert send_saved(runtime, dialect, mms_id)[0] == "Success"
