@@ -161,9 +161,11 @@ def test_budget_running_out_while_fitting_an_image_removes_what_was_stored(
     )
     real_adapt = images.adapt_image
     fitting_may_end = threading.Event()
+    fitting_ended = threading.Event()
 
     def slow_adapt(data: bytes, **kwargs: Any) -> images.AdaptedImage:
         fitting_may_end.wait(timeout=30)
+        fitting_ended.set()
         return real_adapt(data, **kwargs)
 
     monkeypatch.setattr(images, "adapt_image", slow_adapt)
@@ -173,12 +175,15 @@ def test_budget_running_out_while_fitting_an_image_removes_what_was_stored(
     try:
         got = answer(handle(client.ctx, xml.encode(), {}, client.source_ip, Budget.of(1.0)))
         elapsed = time.monotonic() - started
+        answered_while_fitting = not fitting_ended.is_set()
     finally:
         fitting_may_end.set()
-    # Then the slide's E351 comes when the budget is spent (plus at most the bounded
-    # wait for removing what was stored), not when the fitting ends
+    # Then the slide's E351 comes while the fitting still runs (it is not waited for),
+    # after the budget and within the bounded wait for removing what was stored (a
+    # loaded machine's slack added: the ordering above is the precise claim)
+    assert answered_while_fitting
     removal_wait = max(0.5, get_settings().request_safety_margin - 1.0)
-    assert elapsed < 1.0 + removal_wait + 0.5
+    assert 1.0 <= elapsed < 1.0 + removal_wait + 5.0
     assert got["error-code"] == "E351", got
     assert "ran out of time" in got["error-info"]
     # And its original, stored before the fitting, is removed
@@ -188,16 +193,18 @@ def test_budget_running_out_while_fitting_an_image_removes_what_was_stored(
 def test_a_slow_s3_cannot_hold_the_answer_and_a_late_upload_removes_itself(
     client: Client, stack: Stack, media_server: HTTPServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given S3 taking 2 s for each upload, and a request with a 1 s budget
+    # Given S3 holding each upload until the test lets it end, and a request with a 1 s
+    # budget
     url = media_server.url_for("/photo.jpg")
     media_server.expect_request("/photo.jpg").respond_with_data(
         photo_jpeg(200, 200), content_type="image/jpeg"
     )
     real_put = client.ctx.media.put
     finished: list[str] = []
+    s3_may_answer = threading.Event()
 
     def slow_put(key: str, body: bytes, content_type: str) -> None:
-        time.sleep(2)
+        s3_may_answer.wait(timeout=30)
         real_put(key, body, content_type)
         finished.append(key)
 
@@ -205,9 +212,15 @@ def test_a_slow_s3_cannot_hold_the_answer_and_a_late_upload_removes_itself(
     xml = save_xml(f"<slide><image><url>{url}</url></image></slide>")
     # When it is saved
     started = time.monotonic()
-    got = answer(handle(client.ctx, xml.encode(), {}, client.source_ip, Budget.of(1.0)))
-    # Then the slide's E351 comes at the budget, not when S3 is done
-    assert time.monotonic() - started < 1.8
+    try:
+        got = answer(handle(client.ctx, xml.encode(), {}, client.source_ip, Budget.of(1.0)))
+        elapsed = time.monotonic() - started
+        answered_while_uploading = not finished
+    finally:
+        s3_may_answer.set()
+    # Then the slide's E351 comes at the budget, while S3 still holds the upload
+    assert answered_while_uploading
+    assert 1.0 <= elapsed < 1.0 + 5.0  # a loaded machine's slack; the order is the claim
     assert got["error-code"] == "E351", got
     # And the upload that ended after the answer removed its own file
     deadline = time.monotonic() + 5
