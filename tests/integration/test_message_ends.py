@@ -10,13 +10,14 @@ from __future__ import annotations
 import copy
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from local.stack import Stack
-from mmsapi import records
+from mmsapi import deadlines, records
 from mmsapi.carrier import mm7
 from mmsapi.errors import DomainError
 from mmsapi.media.types import MediaKind
@@ -436,6 +437,8 @@ def test_a_sent_send_whose_report_never_comes_expires_with_e102(
     sent_send(client.ctx, client, 8020)
     wait = get_settings().report_wait_days * 24 * HOUR
     # When the sweeper runs before the report wait is over, Then the send is left alone
+    # (its first look is past: indexed at its deadline from then on)
+    assert sweep_at(int(time.time()) + wait - HOUR) == {"send looked at later": 1}
     assert sweep_at(int(time.time()) + wait - HOUR) == {}
     assert status_of(client.ctx, 8020) is SendStatus.SENT
     assert codes_of(stack, 8020) == []
@@ -494,3 +497,85 @@ def test_the_dead_letter_consumer_leaves_a_sent_send_to_its_report(
     assert settle_send(client.ctx, 8024, int(time.time()), given_up_by="queue") == "not its own"
     assert status_of(client.ctx, 8024) is SendStatus.SENT
     assert codes_of(stack, 8024) == []
+
+
+def _indexed(ctx: Context, send_id: int) -> tuple[int, int]:
+    """A stored send's index key and deadline (settle_by, due)."""
+    item = aws.dynamodb().get_item(
+        TableName=ctx.sends.table, Key={"send_id": {"N": str(send_id)}}, ConsistentRead=True
+    )["Item"]
+    return int(item["settle_by"]["N"]), int(item["due"]["N"])
+
+
+def test_a_young_send_keeps_its_index_key_and_is_looked_at_again_when_due(
+    client: Client, stack: Stack
+) -> None:
+    # Given a send accepted now: indexed at its first look, before its deadline
+    send = a_send(client.ctx, client, 8030, 7030, SendStatus.QUEUED)
+    key, due = _indexed(client.ctx, 8030)
+    assert key == int(send.created_at.timestamp()) + deadlines.first_look_seconds() < due
+    # When it is claimed and sent (each step a new deadline)
+    send.status = SendStatus.SUBMITTING
+    assert client.ctx.sends.save(send, expected=SendStatus.QUEUED)
+    send.status, send.sent_as, send.carrier_message_id = SendStatus.SENT, "MMS", "mid-8030"
+    assert client.ctx.sends.save(send, expected=SendStatus.SUBMITTING, carrier_message=True)
+    # Then its index key stays (no index write) while its deadline moves on
+    sent_key, sent_due = _indexed(client.ctx, 8030)
+    assert sent_key == key
+    assert sent_due >= time.time() + deadlines.report_wait_seconds() - 5
+    # And the sweeper at its first look leaves it under way, indexed at its deadline now
+    assert sweep_at(key + 1) == {"send looked at later": 1}
+    assert status_of(client.ctx, 8030) is SendStatus.SENT
+    assert _indexed(client.ctx, 8030) == (sent_due, sent_due)
+    assert sweep_at(key + 1) == {}
+    # And it ends at that deadline, not later (E102: no report came)
+    assert sweep_at(sent_due) == {"send failed": 1}
+    assert codes_of(stack, 8030) == ["E102"]
+    assert_every_message_ended(client.ctx, stack)
+
+
+def test_a_send_older_than_its_first_look_is_indexed_at_its_deadline(
+    client: Client, stack: Stack
+) -> None:
+    # Given a send accepted long ago (its first look is past)
+    send = Send(
+        send_id=8031,
+        account_id=client.account.account_id,
+        mms_id=7031,
+        to=TO,
+        sender="28444",
+        requested_from="28444",
+        service_id="12345",
+        status=SendStatus.QUEUED,
+        created_at=utcnow() - timedelta(seconds=2 * deadlines.first_look_seconds()),
+    )
+    client.ctx.sends.create(send)
+    # Then each write indexes it at its own deadline (the key moves with it)
+    key, due = _indexed(client.ctx, 8031)
+    assert key == due
+    send.status = SendStatus.SUBMITTING
+    assert client.ctx.sends.save(send, expected=SendStatus.QUEUED)
+    claimed_key, claimed_due = _indexed(client.ctx, 8031)
+    assert claimed_key == claimed_due < due
+    # And the sweeper ends it at that deadline (E999)
+    assert sweep_at(claimed_due - 1) == {}
+    assert sweep_at(claimed_due) == {"send failed": 1}
+    assert codes_of(stack, 8031) == ["E999"]
+
+
+def test_a_sweeper_looking_at_a_send_that_moved_on_leaves_its_key_to_the_writer(
+    client: Client, stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a young send the sweeper read before a worker claimed it
+    send = a_send(client.ctx, client, 8032, 7032, SendStatus.QUEUED)
+    key, stale_due = _indexed(client.ctx, 8032)
+    stale = copy.deepcopy(send)
+    send.status = SendStatus.SUBMITTING
+    assert client.ctx.sends.save(send, expected=SendStatus.QUEUED)
+    with monkeypatch.context() as reading_stale:
+        reading_stale.setattr(client.ctx.sends, "get", lambda _id: copy.deepcopy(stale))
+        reading_stale.setattr(client.ctx.sends, "settle_by", lambda _id: stale_due)
+        # When it would move the key to the deadline it read, Then it is refused
+        assert settle_send(client.ctx, 8032, key + 1) == "not due"
+    assert status_of(client.ctx, 8032) is SendStatus.SUBMITTING
+    assert _indexed(client.ctx, 8032)[0] == key

@@ -7,6 +7,16 @@ the sweeper reads (services/sweep.py). A final record has neither, so the index 
 only what is still under way. The partition is sharded so that a busy sending stack
 does not write one hot GSI partition (GSI throttling slows the base table too).
 
+The index key is not the deadline itself. A send's real deadline (`due`, a plain
+attribute) moves at every step, and a KEYS_ONLY index is written twice whenever its
+key moves: about 8 index writes per send. So a young send is indexed at its *first
+look* (`index_key`): created_at + FIRST_LOOK_SECONDS, the shortest budget any status
+has, which every later deadline is past. Its steps keep that key (no index write) and
+its end removes it: 2 index writes per send. The sweeper that finds a send at its first
+look before it is due moves the key to `due` (one more write, only for sends that take
+longer than FIRST_LOOK_SECONDS); from then on each step moves the key to its deadline,
+as before. The key is never after `due`, so no send is settled late.
+
 A sent send waits for its delivery report: carriers may never send one (a report lost,
 a handset that never comes back), so after settings.report_wait_days it is ended as
 expired (E102, or E202 for a fallback SMS). The carrier messages lookup item lives
@@ -58,6 +68,20 @@ def send_budget(send: Send) -> int | None:
         case SendStatus.SENT:
             return report_wait_seconds()
     return None
+
+
+def first_look_seconds() -> int:
+    """The shortest budget a send can be given (SUBMITTING's): the index key of a young
+    send, created_at + this, is never after any deadline it has while it is young."""
+    return get_settings().send_claim_seconds + MARGIN_SECONDS
+
+
+def index_key(created: int, now: int, due: int) -> int:
+    """The `settle_by` index key of a send under way at `now` (epoch seconds): its first
+    look while it is young (the key its earlier writes had: no index write), else its
+    deadline. Never after `due`."""
+    first_look = created + first_look_seconds()
+    return min(first_look, due) if now < first_look else due
 
 
 def report_wait_seconds() -> int:

@@ -114,8 +114,11 @@ def settle_send(ctx: Context, send_id: int, now: int, *, given_up_by: str = "") 
             )
         ):
             return "not its own"
-    elif due is None or due > now:
+    elif due is None:
         return "not due"
+    elif due > now:
+        # Found at its first look (deadlines.index_key): looked at again when it is due.
+        return "looked at later" if ctx.sends.look_later(send_id, send.status, due) else "not due"
     expected = send.status
     send.status = SendStatus.FAILED
     if expected is SendStatus.WAITING:

@@ -54,8 +54,12 @@ class SendStore:
             item["carrier_message_id"] = {"S": send.carrier_message_id}
         budget = deadlines.send_budget(send)
         if budget is not None:  # under way: the sweeper's sparse index holds it until final
+            now = int(time.time())
+            due = now + budget
+            key = deadlines.index_key(int(send.created_at.timestamp()), now, due)
             item["sweep_shard"] = {"S": deadlines.shard(send.send_id)}
-            item["settle_by"] = {"N": str(int(time.time()) + budget)}
+            item["due"] = {"N": str(due)}
+            item["settle_by"] = {"N": str(key)}  # the index key: deadlines.index_key
         return item
 
     def _carrier_item(self, send: Send) -> dict[str, Any]:
@@ -149,9 +153,32 @@ class SendStore:
         return send_of(item) if item else None
 
     def settle_by(self, send_id: int) -> int | None:
-        """The stored deadline of a send under way (None: final, or no such send)."""
+        """The stored deadline of a send under way (None: final, or no such send): its
+        `due`, or the index key of items written before `due` was (it was the deadline)."""
         item = dynamo.get_item(self.table, {"send_id": {"N": str(send_id)}}, what="send")
-        return int(item["settle_by"]["N"]) if item and "settle_by" in item else None
+        return _due(item) if item else None
+
+    def look_later(self, send_id: int, expected: SendStatus, due: int) -> bool:
+        """The sweeper found a send at its first look, not yet due: index it at its
+        deadline (deadlines.py), only if it is still `expected` with that deadline and
+        still indexed earlier. False if it changed meanwhile (its writer indexed it)."""
+        try:
+            aws.dynamodb().update_item(
+                TableName=self.table,
+                Key={"send_id": {"N": str(send_id)}},
+                UpdateExpression="SET settle_by = :due",
+                ConditionExpression="#s = :expected AND due = :due AND settle_by < :due",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":expected": {"S": expected.value},
+                    ":due": {"N": str(due)},
+                },
+            )
+        except aws.dynamodb().exceptions.ConditionalCheckFailedException:
+            return False
+        except ClientError as exc:
+            raise DomainError(f"send deadline update failed: {exc}") from exc
+        return True
 
     def settle(
         self, send: Send, expected: SendStatus, settle_by: int | None, postback: Postback
@@ -164,7 +191,7 @@ class SendStore:
         put = {
             "TableName": self.table,
             "Item": self._item(send),
-            **unchanged_since(expected.value, settle_by),
+            **unchanged_since(expected.value, settle_by, separate_due=True),
         }
         written = dynamo.transact_write([{"Put": put}, outbox.transact_put(postback)], what="send")
         if not written:
@@ -253,12 +280,27 @@ def _with_step(send: Send, postback: Postback | None) -> list[SendStep]:
     return history
 
 
-def unchanged_since(status: str, settle_by: int | None) -> dict[str, Any]:
+def _due(item: Mapping[str, Any]) -> int | None:
+    """A stored send's deadline: `due`, or (items written before it) the index key."""
+    for name in ("due", "settle_by"):
+        if name in item:
+            return int(item[name]["N"])
+    return None
+
+
+def unchanged_since(
+    status: str, settle_by: int | None, *, separate_due: bool = False
+) -> dict[str, Any]:
     """The condition of a sweeper's write: the stored record still has the status and the
-    deadline the sweeper read (a worker that moved it on, or gave it a new deadline, wins)."""
-    condition = "#s = :expected AND " + (
-        "settle_by = :due" if settle_by is not None else "attribute_not_exists(settle_by)"
-    )
+    deadline the sweeper read (a worker that moved it on, or gave it a new deadline, wins).
+    With `separate_due` (sends), the deadline is `due`, or the key of an item without one."""
+    if settle_by is None:
+        deadline = "attribute_not_exists(settle_by)"
+    elif separate_due:
+        deadline = "(due = :due OR (attribute_not_exists(due) AND settle_by = :due))"
+    else:
+        deadline = "settle_by = :due"
+    condition = f"#s = :expected AND {deadline}"
     values: dict[str, Any] = {":expected": {"S": status}}
     if settle_by is not None:
         values[":due"] = {"N": str(settle_by)}
