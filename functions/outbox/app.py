@@ -12,7 +12,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mmsapi.observability import logger, message_context, metrics, tracer
+from mmsapi.observability import logger, message_context, metrics, tallied, tracer
 from mmsapi.services.context import context
 from mmsapi.services.outbox import relay
 
@@ -22,6 +22,6 @@ from mmsapi.services.outbox import relay
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], _context: LambdaContext) -> dict[str, Any]:
     ctx = context()
-    with message_context(action="relay"):
+    with tallied(), message_context(action="relay"):
         failed = relay(event.get("Records", []), ctx.outbox, ctx.events, ctx.send_queue)
     return {"batchItemFailures": [{"itemIdentifier": failed}] if failed else []}

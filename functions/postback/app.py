@@ -14,7 +14,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from mmsapi.batch import BatchResponse, SqsRecord, process_batch
-from mmsapi.observability import logger, message_context, metrics, postback_ids, tracer
+from mmsapi.observability import logger, message_context, metrics, postback_ids, tallied, tracer
 from mmsapi.services.postback import count_postback, handle_event
 from mmsapi.store.accounts import AccountStore
 from mmsapi.store.postback_attempts import PostbackAttemptsStore
@@ -43,4 +43,5 @@ def record_handler(record: SqsRecord) -> None:
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> BatchResponse:
     # A batch that fails whole fails the invocation, as Powertools' batch utility did.
-    return process_batch(event, record_handler, concurrent=True, raise_if_all_fail=True)
+    with tallied():  # the batch's counts: one metric document per code
+        return process_batch(event, record_handler, concurrent=True, raise_if_all_fail=True)

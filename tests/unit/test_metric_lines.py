@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from mmsapi.observability import count, logger
+from mmsapi.observability import count, flush_tallies, logger, tallied, tally
 
 
 class _Yielding(io.StringIO):
@@ -49,3 +49,44 @@ def test_concurrent_metrics_and_log_lines_never_share_a_line(
     assert len(metrics) == 8 * 300
     assert len(documents) - len(metrics) == 8 * 300
     assert all(d["PostbacksDelivered"] == [1.0] for d in metrics)
+
+
+def test_tallied_points_are_printed_as_one_document_per_name_and_dimensions(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a batch's postbacks counted from 4 threads: 30 N101, 20 N102, 5 failed
+    def work(n: int) -> None:
+        for code in ["N101"] * 30 + ["N102"] * 20:
+            if n == 0:
+                tally("PostbacksDelivered", code=code)
+        if n == 1:
+            for _ in range(5):
+                tally("PostbackAttemptsFailed", code="N101")
+
+    with tallied():
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert capsys.readouterr().out == ""  # nothing printed before the end
+    # Then the end of the invocation printed one EMF document per metric and code
+    documents = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    points = {
+        (d["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], d["code"]): d for d in documents
+    }
+    assert len(documents) == len(points) == 3
+    assert points["PostbacksDelivered", "N101"]["PostbacksDelivered"] == [30.0]
+    assert points["PostbacksDelivered", "N102"]["PostbacksDelivered"] == [20.0]
+    assert points["PostbackAttemptsFailed", "N101"]["PostbackAttemptsFailed"] == [5.0]
+    # And the next invocation starts from nothing
+    flush_tallies()
+    assert capsys.readouterr().out == ""
+
+
+def test_tallies_are_printed_when_the_invocation_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(RuntimeError), tallied():
+        tally("PostbacksPublished", code="N003")
+        raise RuntimeError("the batch failed")
+    [document] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert document["PostbacksPublished"] == [1.0]

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import numbers
 import sys
+import threading
 from collections.abc import Generator, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -229,8 +230,44 @@ def postback_ids(detail: Mapping[str, Any]) -> dict[str, object]:
 def count(name: str, **dimensions: str) -> None:
     """One data point of `name` with its own dimensions (CloudWatch EMF, printed at once):
     per action and per code, never per account (each dimension set is a billed metric)."""
+    _emit(name, 1, dimensions)
+
+
+def tally(name: str, **dimensions: str) -> None:
+    """count(), printed by flush_tallies() at the end of the invocation with the other
+    points of the same name and dimensions as one document of their sum: a batch's
+    postbacks are one EMF line per code, not one each (~250 bytes of logs apiece).
+    The metrics read by Sum (the alarms do) are the same."""
+    key = (name, tuple(dimensions.items()))
+    with _tallies_lock:
+        _tallies[key] = _tallies.get(key, 0) + 1
+
+
+def flush_tallies() -> None:
+    """Print what tally() counted (handlers call it when their invocation ends)."""
+    with _tallies_lock:
+        counted = list(_tallies.items())
+        _tallies.clear()
+    for (name, dimensions), value in counted:
+        _emit(name, value, dict(dimensions))
+
+
+@contextmanager
+def tallied() -> Iterator[None]:
+    """An invocation whose tallies are printed when it ends, however it ends."""
+    try:
+        yield
+    finally:
+        flush_tallies()
+
+
+_tallies: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+_tallies_lock = threading.Lock()
+
+
+def _emit(name: str, value: int, dimensions: Mapping[str, str]) -> None:
     metric = SingleMetric(namespace=get_settings().metrics_namespace)
-    metric.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    metric.add_metric(name=name, unit=MetricUnit.Count, value=value)
     for key, value in dimensions.items():
         metric.add_dimension(name=key, value=value or "none")
     line = json.dumps(metric.serialize_metric_set(), separators=(",", ":"))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from mmsapi.errors import DomainError
-from mmsapi.observability import count, logger, message_context, postback_ids
+from mmsapi.observability import logger, message_context, postback_ids, tally
 from mmsapi.store.events import MAX_ENTRIES, EventPublisher
 from mmsapi.store.outbox import OutboxStore, Postback, QueuedSend, entry_of
 from mmsapi.store.send_queue import SQS_BATCH, SendQueue
@@ -151,7 +151,7 @@ def _published(postback: Postback) -> None:
     code = str(postback.detail.get("code") or "")
     with message_context(action="relay", **postback_ids(postback.detail)):
         logger.info("postback published", extra={"postback_id": postback.id, "code": code})
-    count("PostbacksPublished", code=code)
+    tally("PostbacksPublished", code=code)
 
 
 def redrive(outbox: OutboxStore, events: EventPublisher, queue: SendQueue) -> int:

@@ -28,11 +28,9 @@ import hmac
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
-
 from mmsapi.media.guard import NetworkError, post_bytes
 from mmsapi.models import Account, Dialect
-from mmsapi.observability import count, logger
+from mmsapi.observability import logger, tally
 from mmsapi.redact import redact
 from mmsapi.settings import Settings, get_settings
 from mmsapi.xml.postbacks13 import with_required
@@ -177,21 +175,14 @@ def deliver(
     return status
 
 
-def count_postback(event: Mapping[str, Any], settings: Settings | None = None) -> None:
-    """Count one event under its code: metric Postbacks{service, code} (CloudWatch EMF).
-
-    A single metric of its own, printed at once: the code is a dimension of this data
-    point only, not of the handler's other metrics, and concurrent records cannot mix.
-    """
+def count_postback(event: Mapping[str, Any]) -> None:
+    """Count one event under its code: metric Postbacks{service, code} (CloudWatch EMF),
+    one document per code and invocation (observability.tally)."""
     detail = event.get("detail")
     code = detail.get("code") if isinstance(detail, Mapping) else None
     if not isinstance(code, str) or not code:
         return  # handle_event refuses it as malformed
-    namespace = (settings or get_settings()).metrics_namespace
-    with single_metric(
-        name=POSTBACKS_METRIC, unit=MetricUnit.Count, value=1, namespace=namespace
-    ) as metric:
-        metric.add_dimension(name="code", value=code)
+    tally(POSTBACKS_METRIC, code=code)
 
 
 def postback_id(event: Mapping[str, Any]) -> str:
@@ -236,9 +227,9 @@ def handle_event(
         status = deliver(url, body, account.postback_secret, event_id, settings)
     except DeliveryError as exc:
         logger.warning("postback attempt failed", extra={**context, "reason": exc.reason})
-        count("PostbackAttemptsFailed", code=code)
+        tally("PostbackAttemptsFailed", code=code)
         _note(attempts, event_id, attempt, f"failed: {exc.outcome}")
         raise
     logger.info("postback delivered", extra={**context, "status": status})
     _note(attempts, event_id, attempt, f"delivered (HTTP {status})")
-    count("PostbacksDelivered", code=code)
+    tally("PostbacksDelivered", code=code)
