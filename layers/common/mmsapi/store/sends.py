@@ -2,9 +2,9 @@
 
 Delivery reports name the carrier's message id, not ours. Each id the carrier (or
 the SMS gateway) gives a send gets an item of the carrier messages table, written
-in one transaction with the send, and read back with a consistent GetItem: a
-report that arrives a moment after the submit finds its send (a GSI, eventually
-consistent on AWS, could still miss it then).
+just before the send, and read back with a consistent GetItem: a report that
+arrives a moment after the submit finds its send (a GSI, eventually consistent on
+AWS, could still miss it then).
 
 Every write of a send rewrites its whole item, billed per started KB (twice in a
 transaction): the Send document is stored zlib-compressed as a Binary attribute
@@ -103,8 +103,8 @@ class SendStore:
         """Write a send; with `expected`, only if its stored status is still that.
 
         With `carrier_message`, the send has just been given its carrier_message_id:
-        the id's lookup item is written in the same transaction, so that its delivery
-        report finds the send as soon as this returns. With `postback`, the postback of
+        the id's lookup item is written first, so that its delivery report finds the
+        send as soon as this returns. With `postback`, the postback of
         this change goes to the outbox in the same transaction: both or neither. With
         `queue` (a send queued again after its discovery), so does a "queue send" item
         of its own, apart from its acceptance's: the relay queues it.
@@ -131,17 +131,18 @@ class SendStore:
                 "ExpressionAttributeNames": {"#s": "status"},
                 "ExpressionAttributeValues": {":expected": {"S": expected.value}},
             }
-        lookup = carrier_message and bool(send.carrier_message_id)
-        if not lookup and postback is None and not queue:
+        if carrier_message and send.carrier_message_id:
+            # Before the send, not in its transaction (2 WRU there, 1 here): a report
+            # finds the send once it is written, as with one transaction. A lookup left
+            # by a send write that is then refused names a send that does not carry
+            # its id: by_carrier_message_id ignores it. Unconditional: an id the
+            # carrier reuses belongs to its latest send.
+            dynamo.put_item(self.carrier_table, self._carrier_item(send), what="carrier message")
+        if postback is None and not queue:
             return dynamo.put_item(self.table, self._item(send), what="send", **extra)
         items: list[dict[str, Any]] = [
             {"Put": {"TableName": self.table, "Item": self._item(send), **extra}}
         ]
-        if lookup:
-            # Unconditional: an id the carrier reuses belongs to its latest send.
-            items.append(
-                {"Put": {"TableName": self.carrier_table, "Item": self._carrier_item(send)}}
-            )
         if postback is not None:
             items.append(outbox.transact_put(postback))
         if queue:
