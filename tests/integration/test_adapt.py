@@ -12,6 +12,7 @@ import io
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -30,7 +31,7 @@ from mmsapi.services.adapt import (
 )
 from mmsapi.settings import get_settings
 from mmsapi.store import aws
-from mmsapi.store.handsets import HandsetCache
+from mmsapi.store.handsets import REFRESH_AFTER, HandsetCache, HandsetEntry
 from mmsapi.store.media import MediaStore
 from tests.media import VCARD, flat_png, photo_jpeg
 from tests.media_av import make_media
@@ -582,6 +583,42 @@ def test_a_new_report_refreshes_the_handset(handsets: HandsetCache) -> None:
     assert found is not None
     assert found.profile_id == "android"
     assert found.expires_at > (datetime.now(UTC) + timedelta(days=364)).timestamp()
+
+
+def test_a_report_repeating_the_handset_is_written_only_when_due_a_refresh(
+    handsets: HandsetCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a number whose handset a report told on 1 March
+    then = datetime(2026, 3, 1, tzinfo=UTC)
+    uaprof = "http://www.apple.com/mms/uaprof.rdf"
+    handsets.learn("14044790000", "iphone", uaprof, "delivery-report", now=then)
+    writes: list[str] = []
+    real_put = handsets.put
+
+    def counted_put(number: str, *args: Any, **kwargs: Any) -> HandsetEntry:
+        writes.append(number)
+        return real_put(number, *args, **kwargs)
+
+    monkeypatch.setattr(handsets, "put", counted_put)
+    # When later reports tell the same within the refresh period, Then nothing is written
+    for days in (0, 1, 29):
+        moment = then + timedelta(days=days)
+        found = handsets.learn("14044790000", "iphone", uaprof, "delivery-report", now=moment)
+        assert found.updated_at == then
+    assert writes == []
+    # When one tells another UAProf (a new phone), Then it is written at once
+    newer = "http://www.google.com/oha/rdf/x.xml"
+    moment = then + timedelta(days=2)
+    assert handsets.learn("14044790000", "android", newer, "ddm", now=moment).updated_at == moment
+    assert writes == ["14044790000"]
+    # And the same handset past the refresh period is written again: a year from then
+    later = moment + REFRESH_AFTER
+    entry = handsets.learn("14044790000", "android", newer, "delivery-report", now=later)
+    assert writes == ["14044790000"] * 2
+    assert entry.expires_at == int((later + timedelta(days=365)).timestamp())
+    stored = handsets.get("14044790000", now=later)
+    assert stored is not None
+    assert stored.updated_at == later
 
 
 def test_the_handset_table_expires_entries(stack: Stack, handsets: HandsetCache) -> None:

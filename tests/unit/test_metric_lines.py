@@ -85,8 +85,12 @@ def test_tallied_points_are_printed_as_one_document_per_name_and_dimensions(
 
 
 def test_tallies_are_printed_when_the_invocation_fails(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(RuntimeError), tallied():
-        tally("PostbacksPublished", code="N003")
-        raise RuntimeError("the batch failed")
+    def failing_batch() -> None:
+        with tallied():
+            tally("PostbacksPublished", code="N003")
+            raise RuntimeError("the batch failed")
+
+    with pytest.raises(RuntimeError):
+        failing_batch()
     [document] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert document["PostbacksPublished"] == [1.0]

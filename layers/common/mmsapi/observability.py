@@ -54,15 +54,21 @@ _ids: ContextVar[Mapping[str, str] | None] = ContextVar("mmsapi_message_ids", de
 _scope_segment: ContextVar[BaseSegment | None] = ContextVar("mmsapi_scope_segment", default=None)
 
 
+# Lambda context keys Powertools puts on every line that the log group already says
+# (the function, its version) or the REPORT line does (memory): ~140 bytes a line.
+_SAID_ELSEWHERE: Final = frozenset({"function_arn", "function_memory_size"})
+
+
 class _MessageFormatter(RedactingFormatter):
     """Powertools' JSON line (redacted), with the ids of the message at hand."""
 
     def serialize(self, log: LogRecord) -> str:
         ids = _ids.get()
+        # A key the line gives itself (extra=...) wins over the scope's.
+        line = {k: v for k, v in log.items() if k not in _SAID_ELSEWHERE}
         if ids:
-            # A key the line gives itself (extra=...) wins over the scope's.
-            log = {**log, **{k: v for k, v in ids.items() if k not in log}}
-        return super().serialize(log)
+            line.update({k: v for k, v in ids.items() if k not in line})
+        return super().serialize(line)
 
 
 class _NoSegment(BaseSegment):
@@ -268,8 +274,8 @@ _tallies_lock = threading.Lock()
 def _emit(name: str, value: int, dimensions: Mapping[str, str]) -> None:
     metric = SingleMetric(namespace=get_settings().metrics_namespace)
     metric.add_metric(name=name, unit=MetricUnit.Count, value=value)
-    for key, value in dimensions.items():
-        metric.add_dimension(name=key, value=value or "none")
+    for key, dimension in dimensions.items():
+        metric.add_dimension(name=key, value=dimension or "none")
     line = json.dumps(metric.serialize_metric_set(), separators=(",", ":"))
     # One write per document, as a log line is: Powertools' single_metric print()s the
     # text and its newline apart, and a line logged by another thread between the two

@@ -90,7 +90,7 @@ def mm7_report(ctx: Context, body: bytes, content_type: str) -> bytes:
     handset = ""
     if report.ua_prof:
         profile = profile_for_uaprof(report.ua_prof)
-        ctx.handsets.put(
+        ctx.handsets.learn(
             report.recipient.lstrip("+"), profile.profile_id, report.ua_prof, "delivery-report"
         )
         handset = profile.name

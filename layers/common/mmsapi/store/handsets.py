@@ -2,6 +2,9 @@
 
 One item per number. An entry lives a year from its last refresh (DynamoDB TTL on
 expires_at); TTL deletes lazily, so an expired entry still present is not returned.
+A report that tells what the entry already says is not written again before
+REFRESH_AFTER (`learn`): most reports repeat the handset's UAProf, and a read costs
+a tenth of a write.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from mmsapi.settings import get_settings
 from mmsapi.store import aws, dynamo
 
 LIFETIME: Final = timedelta(days=365)
+# An entry seen again is refreshed at most this often (it still lives LIFETIME from then).
+REFRESH_AFTER: Final = timedelta(days=30)
 
 
 @record
@@ -44,6 +49,28 @@ class HandsetCache:
         entry = _entry(item)
         moment = now or datetime.now(UTC)
         return entry if entry.expires_at > moment.timestamp() else None
+
+    def learn(
+        self,
+        number: str,
+        profile_id: str,
+        ua_prof: str | None,
+        learned_from: str,
+        *,
+        now: datetime | None = None,
+    ) -> HandsetEntry:
+        """What a report tells of a number's handset: written (put) when it is another
+        profile or UAProf than the entry's, or the entry is REFRESH_AFTER old; else the
+        entry as it is (one eventually consistent read, half a read unit)."""
+        moment = now or datetime.now(UTC)
+        known = self.get(number, now=moment)
+        if (
+            known is not None
+            and (known.profile_id, known.ua_prof) == (profile_id, ua_prof or "")
+            and moment - known.updated_at < REFRESH_AFTER
+        ):
+            return known
+        return self.put(number, profile_id, ua_prof, learned_from, now=moment)
 
     def put(
         self,
