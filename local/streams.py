@@ -12,6 +12,7 @@ them (local/stream_filters.py); a batch of only those invokes nothing.
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 from collections.abc import Callable
@@ -83,8 +84,9 @@ def stream_sources(stack: Stack) -> list[StreamSource]:
 
 
 def lambda_record(record: dict[str, Any], stream_arn: str, region: str) -> dict[str, Any]:
-    """A stream record as Lambda hands it over (epoch seconds, eventSourceARN)."""
-    stream = dict(record.get("dynamodb", {}))
+    """A stream record as Lambda hands it over (epoch seconds, eventSourceARN, binary
+    attributes in base64: the event is JSON)."""
+    stream = {key: _json_ready(value) for key, value in record.get("dynamodb", {}).items()}
     created = stream.get("ApproximateCreationDateTime")
     if isinstance(created, datetime):
         stream["ApproximateCreationDateTime"] = created.timestamp()
@@ -97,6 +99,17 @@ def lambda_record(record: dict[str, Any], stream_arn: str, region: str) -> dict[
         "dynamodb": stream,
         "eventSourceARN": stream_arn,
     }
+
+
+def _json_ready(value: Any) -> Any:
+    """Binary values (B, BS) as the base64 text of Lambda's JSON event."""
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    if isinstance(value, dict):
+        return {key: _json_ready(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_ready(item) for item in value]
+    return value
 
 
 @dataclass

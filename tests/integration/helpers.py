@@ -44,17 +44,18 @@ def relay_event(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def relay_outbox(stack: Stack, max_batches: int = 100) -> int:
-    """Run the outbox relay over what its stream holds now, as Lambda would (batches in
-    order, a failed record read again next time); how many records were handed over."""
-    [source] = [s for s in stream_sources(stack) if s.function == RELAY]
-    reader = _READERS.setdefault(source.stream_arn, StreamReader(source, stack.region))
+    """Run the outbox relay over what its streams (the outbox's, the sends') hold now,
+    as Lambda would (batches in order, a failed record read again next time); how many
+    records were handed over."""
     handed = 0
-    for _ in range(max_batches):
-        before = dict(reader.after)
-        count = deliver(reader, relay_event, lambda: acting_as(RELAY))
-        handed += count
-        if not count or reader.after == before:
-            break  # nothing new, or a failure: the next call tries again
+    for source in [s for s in stream_sources(stack) if s.function == RELAY]:
+        reader = _READERS.setdefault(source.stream_arn, StreamReader(source, stack.region))
+        for _ in range(max_batches):
+            before = dict(reader.after)
+            count = deliver(reader, relay_event, lambda: acting_as(RELAY))
+            handed += count
+            if not count or reader.after == before:
+                break  # nothing new, or a failure: the next call tries again
     return handed
 
 

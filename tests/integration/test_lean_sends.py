@@ -1,8 +1,9 @@
 """A warm sendSavedMMS makes one AWS call, and gives up none of its promises for it.
 
 The account and the ready template come from copies under 0.5 s old, and the send is one
-TransactWriteItems: the send and its "queue send" outbox item, which the outbox relay
-puts on the send queue (services/send.py, services/outbox.py). A template deleted within
+TransactWriteItems: the send, marked to be queued, and the recipient's opt-out check;
+the outbox relay reads the mark from the sends stream and puts the send on the send
+queue (services/send.py, services/outbox.py). A template deleted within
 a copy's half second is never sent: delivery reads it again (services/deliver.py).
 """
 
@@ -16,7 +17,10 @@ import pytest
 
 from local.aws_gate import acting_as
 from local.stack import Stack
+from local.stream_filters import passes
 from local.streams import StreamReader, stream_sources
+from mmsapi.admin import cli as admin
+from mmsapi.admin import target
 from mmsapi.deadlines import MARGIN_SECONDS, queued_seconds
 from mmsapi.errors import DomainError
 from mmsapi.models import Account, Send, SendStatus, Template, TemplateStatus
@@ -24,9 +28,10 @@ from mmsapi.services.accounts import create_account
 from mmsapi.services.context import Context
 from mmsapi.services.deliver import deliver
 from mmsapi.services.sweep import sweep
+from mmsapi.settings import get_settings
 from mmsapi.store.accounts import AccountStore
 from mmsapi.store.outbox import queue_id
-from mmsapi.store.sends import SendQueue
+from mmsapi.store.sends import ENQUEUE_ACCEPTED, SendQueue
 from mmsapi.store.templates import CACHE_SECONDS, ReadyTemplates
 from mmsapi.tracking import parse_tracking_id, tracking_id
 from tests.conftest import Client
@@ -72,11 +77,17 @@ def queued(stack: Stack) -> list[int]:
     return [int(body["send_id"]) for body in drain(stack.physical["SendQueue"])]
 
 
-def outbox_records(stack: Stack) -> list[dict[str, Any]]:
-    """The outbox stream's records as Lambda hands them over (not marked done)."""
-    [source] = [s for s in stream_sources(stack) if s.function == RELAY]
+def send_records(stack: Stack) -> list[dict[str, Any]]:
+    """The sends stream's records as Lambda hands them to the relay: those its filter
+    passes (the writes that queue a send), not marked done."""
+    [source] = [
+        s
+        for s in stream_sources(stack)
+        if s.function == RELAY and s.table == stack.physical["SendsTable"]
+    ]
     reader = StreamReader(source, stack.region)
-    return [record for _, record in reader.read(lambda: acting_as(RELAY))]
+    records = [record for _, record in reader.read(lambda: acting_as(RELAY))]
+    return [record for record in records if passes(record, source.patterns)]
 
 
 def within_one_second(request: Callable[[], dict[str, str]], expected: str) -> float:
@@ -91,7 +102,7 @@ def within_one_second(request: Callable[[], dict[str, str]], expected: str) -> f
         time.sleep(0.1)
 
 
-def test_a_warm_send_is_one_call_and_reaches_the_queue_through_the_outbox(
+def test_a_warm_send_is_one_call_and_reaches_the_queue_through_the_sends_stream(
     client: Client, stack: Stack
 ) -> None:
     # Given a warm function that has sent a template once (account and template read)
@@ -118,7 +129,10 @@ def test_a_warm_send_is_one_call_and_reaches_the_queue_through_the_outbox(
     assert queued(stack) == []  # not by the API: by the relay
     relay_outbox(stack)
     assert queued(stack) == [send_id]
-    assert not client.ctx.outbox.pending(queue_id(send_id))  # the relay is done with it
+    # and nothing is written for it but the send (no outbox item to write and delete)
+    assert not client.ctx.outbox.pending(queue_id(send_id, ENQUEUE_ACCEPTED))
+    assert not client.ctx.outbox.pending(queue_id(send_id))
+    assert list(client.ctx.outbox.scan()) == []
 
 
 class StoppedClock:
@@ -267,19 +281,25 @@ def test_an_unknown_key_is_not_remembered_past_the_second(client: Client, stack:
     assert within_one_second(listed, "Success") < 1.0
 
 
-def test_the_relay_queues_a_send_once_when_its_record_comes_twice(
-    client: Client, stack: Stack
+def test_a_send_whose_record_comes_twice_is_delivered_once(
+    client: Client, stack: Stack, carrier: Carrier
 ) -> None:
-    # Given an accepted send, its outbox record
+    # Given an accepted send: its write is the one record the relay gets from the sends
     got = send(client, saved(client))
     send_id = parse_tracking_id(got["tracking-id"])
-    records = outbox_records(stack)
-    assert any(r["dynamodb"]["Keys"]["id"]["S"] == queue_id(send_id or 0) for r in records)
-    # When the stream hands the same batch to the relay twice
+    records = send_records(stack)
+    assert [int(r["dynamodb"]["Keys"]["send_id"]["N"]) for r in records] == [send_id]
+    # When the stream hands the same batch to the relay twice (a retried batch)
     assert relay_event({"Records": records}) == {"batchItemFailures": []}
     assert relay_event({"Records": records}) == {"batchItemFailures": []}
-    # Then the send is on the queue once
-    assert queued(stack) == [send_id]
+    # Then each queue message is delivered, and the carrier gets the MMS once
+    messages = drain(stack.physical["SendQueue"])
+    assert [int(m["send_id"]) for m in messages] == [send_id, send_id]
+    assert [deliver(client.ctx, int(m["send_id"])) for m in messages][1:] == ["not queued"]
+    assert len(carrier.mmsc.received()) == 1
+    stored = client.ctx.sends.get(send_id or 0)
+    assert stored is not None
+    assert stored.status is SendStatus.SENT
 
 
 def test_a_send_whose_relay_fails_still_ends(
@@ -294,12 +314,10 @@ def test_a_send_whose_relay_fails_still_ends(
 
     recovered = SendQueue.enqueue_many
     monkeypatch.setattr(SendQueue, "enqueue_many", refused)
-    records = outbox_records(stack)
-    # When the relay runs, Then it reports the record for a retry and keeps the item
-    failed = relay_event({"Records": records})["batchItemFailures"]
-    queue_record = next(r for r in records if "send_id" in r["dynamodb"]["NewImage"])
-    assert failed == [{"itemIdentifier": queue_record["dynamodb"]["SequenceNumber"]}]
-    assert client.ctx.outbox.pending(queue_id(send_id))
+    [record] = send_records(stack)
+    # When the relay runs, Then it reports the record for a retry
+    failed = relay_event({"Records": [record]})["batchItemFailures"]
+    assert failed == [{"itemIdentifier": record["dynamodb"]["SequenceNumber"]}]
     # And if it never succeeds, the sweeper ends the send past its deadline: E999
     due = int(time.time()) + queued_seconds() + MARGIN_SECONDS + 1
     assert sweep(client.ctx, due) == {"send failed": 1}
@@ -311,3 +329,29 @@ def test_a_send_whose_relay_fails_still_ends(
     assert "E999" in codes
     # And a relay that recovers then queues it once (delivery skips a final send)
     assert queued(stack) == [send_id]
+
+
+def test_sends_the_relay_gave_up_on_are_queued_by_redrive_outbox(
+    client: Client,
+    stack: Stack,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given two accepted sends whose stream records the relay never handed over (their
+    # retries ran out: OutboxDLQ), and a third already claimed by a worker
+    mms_id = saved(client)
+    ids = [parse_tracking_id(send(client, mms_id)["tracking-id"]) or 0 for _ in range(3)]
+    claimed = client.ctx.sends.get(ids[2])
+    assert claimed is not None
+    claimed.status = SendStatus.SUBMITTING
+    assert client.ctx.sends.save(claimed, expected=SendStatus.QUEUED)
+    assert queued(stack) == []
+    # When the operator runs mmsapi-admin redrive-outbox
+    monkeypatch.setattr(target, "connect", lambda *_: target.Target("test", get_settings()))
+    capsys.readouterr()
+    admin.main(["redrive-outbox"])
+    # Then the two still queued are on the send queue, the claimed one is not, and the
+    # template's N003 (never relayed either) is published
+    assert sorted(queued(stack)) == sorted(ids[:2])
+    assert capsys.readouterr().out.startswith("3 postbacks published and sends queued")
+    assert [e["detail"]["code"] for e in drain(stack.physical["PostbackQueue"])] == ["N003"]

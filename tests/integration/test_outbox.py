@@ -25,7 +25,13 @@ from mmsapi.settings import get_settings
 from mmsapi.store import aws
 from mmsapi.store.outbox import send_postback_id, template_postback_id
 from tests.conftest import Client, load_event
-from tests.integration.helpers import answer, postback_events, relay_event, relay_outbox
+from tests.integration.helpers import (
+    answer,
+    drain,
+    postback_events,
+    relay_event,
+    relay_outbox,
+)
 from tests.lambda_context import FakeLambdaContext, load_handler_module
 
 TEXT_ONLY = (
@@ -255,6 +261,22 @@ def test_outbox_function_publishes_its_event_file_and_ignores_removals(
 
 def _stream_records(stack: Stack) -> list[dict[str, Any]]:
     """The outbox stream's records so far, as Lambda hands them to OutboxFunction."""
-    [source] = [s for s in stream_sources(stack) if s.function == "OutboxFunction"]
+    [source] = [
+        s
+        for s in stream_sources(stack)
+        if s.function == "OutboxFunction" and s.table == stack.physical["OutboxTable"]
+    ]
     records = StreamReader(source, stack.region).read(nullcontext)
     return [record for _, record in records]
+
+
+def test_a_queue_send_item_left_by_an_earlier_version_is_still_relayed(
+    client: Client, stack: Stack
+) -> None:
+    # Given a "queue send" outbox item, as sends were queued before their writes were marked
+    part = client.ctx.outbox.queue_put(4242, {"account": "demo", "mms_id": 7})
+    aws.dynamodb().transact_write_items(TransactItems=[part])  # type: ignore[list-item]
+    # When the relay runs, Then the send is on the send queue and the item is gone
+    relay_outbox(stack)
+    assert [m["send_id"] for m in drain(stack.physical["SendQueue"])] == [4242]
+    assert not client.ctx.outbox.pending("queue-send-4242")

@@ -54,6 +54,9 @@ def test_concurrent_metrics_and_log_lines_never_share_a_line(
 def test_tallied_points_are_printed_as_one_document_per_name_and_dimensions(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    flush_tallies()  # what earlier tests counted outside a handler
+    capsys.readouterr()
+
     # Given a batch's postbacks counted from 4 threads: 30 N101, 20 N102, 5 failed
     def work(n: int) -> None:
         for code in ["N101"] * 30 + ["N102"] * 20:
@@ -85,6 +88,9 @@ def test_tallied_points_are_printed_as_one_document_per_name_and_dimensions(
 
 
 def test_tallies_are_printed_when_the_invocation_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    flush_tallies()
+    capsys.readouterr()
+
     def failing_batch() -> None:
         with tallied():
             tally("PostbacksPublished", code="N003")

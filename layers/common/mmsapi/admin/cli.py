@@ -138,6 +138,11 @@ def parser() -> argparse.ArgumentParser:
         help="write the API keys and carrier messages tables from the accounts and the sends "
         "awaiting reports (once, after upgrading a stack made before those tables existed)",
     ).set_defaults(run=commands.backfill)
+    subs.add_parser(
+        "redrive-outbox",
+        help="after OutboxDLQAlarm, once the cause is fixed: publish the postbacks left in the "
+        "outbox and queue the accepted sends not yet queued",
+    ).set_defaults(run=commands.redrive_outbox)
     return top
 
 

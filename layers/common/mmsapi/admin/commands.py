@@ -137,6 +137,17 @@ def backfill(store: AccountStore, _args: argparse.Namespace) -> None:
     print(f"{found_sends} carrier message lookup items written")
 
 
+def redrive_outbox(_store: AccountStore, _args: argparse.Namespace) -> None:
+    """After OutboxDLQAlarm, once OutboxFunction's cause is fixed: publish the postbacks
+    left in the outbox and queue the sends left marked (services/outbox.redrive)."""
+    from mmsapi.services.context import context
+    from mmsapi.services.outbox import redrive
+
+    ctx = context()
+    done = redrive(ctx.outbox, ctx.events, ctx.send_queue, ctx.sends.marked_queued())
+    print(f"{done} postbacks published and sends queued (a send queued twice goes once)")
+
+
 def trace_send(store: AccountStore, args: argparse.Namespace) -> None:
     printed = trace.trace(args.tracking_id, store)
     if printed is None:

@@ -1,17 +1,20 @@
-"""The outbox relay (OutboxFunction): the outbox table's stream -> the event bus and
-the send queue.
+"""The outbox relay (OutboxFunction): the outbox table's stream -> the event bus, and
+the sends table's stream -> the send queue.
 
 Every postback is written to the outbox in the transaction of its state change
-(store/outbox.py), and so is every accepted send's "queue send N" item. Here each new
-outbox item is published (postbacks: PutEvents; sends: SendMessageBatch to the send
-queue), then deleted. At least once, with the same id: a record whose publish failed
-(the whole call, or its entry) stays in the outbox and the earliest such record is
-reported in batchItemFailures, so Lambda retries from it; a record the relay already
-published (a retry of its batch, a record delivered twice) is no longer in the outbox
-and is skipped. The postback id travels in the event's detail, so PostbackFunction
-sends the same X-MMS-Postback-Id whatever the EventBridge event id of each publish.
-A send queued twice all the same (a relay that died between its publish and its
-delete) is delivered once: the deliver function claims only a queued send.
+(store/outbox.py). Here each new outbox item is published (PutEvents), then deleted.
+Every write of a send that queues it is marked (store/sends.py ENQUEUE); the sends
+stream's filter hands only those over, and here each is queued (SendMessageBatch).
+
+At least once, with the same id: a record whose publish failed (the whole call, or its
+entry) is reported in batchItemFailures (the earliest such), so Lambda retries from
+it; an outbox item stays in the outbox until published, and a record the relay
+already published (a retry of its batch, a record delivered twice) is no longer in the
+outbox and is skipped. The postback id travels in the event's detail, so
+PostbackFunction sends the same X-MMS-Postback-Id whatever the EventBridge event id of
+each publish. A send queued twice (a retried batch of the sends stream; a relay that
+died between its publish and its delete) is delivered once: the deliver function
+claims only a queued send.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any, TypeVar
 from mmsapi.errors import DomainError
 from mmsapi.observability import logger, message_context, postback_ids, tally
 from mmsapi.store.events import MAX_ENTRIES, EventPublisher
-from mmsapi.store.outbox import OutboxStore, Postback, QueuedSend, entry_of
+from mmsapi.store.outbox import ENQUEUE, OutboxStore, Postback, QueuedSend, entry_of, queued_send_of
 from mmsapi.store.send_queue import SQS_BATCH, SendQueue
 from mmsapi.tracking import tracking_id
 
@@ -38,8 +41,8 @@ class _Pending:
 
 
 def _pending(records: Iterable[Mapping[str, Any]]) -> list[_Pending]:
-    """The new outbox items of a batch of stream records (REMOVE records are the relay's
-    own deletes, or TTL expiries: nothing to publish)."""
+    """The new outbox items, and the marked send writes, of a batch of stream records
+    (REMOVE records are the relay's own deletes, or TTL expiries: nothing to publish)."""
     found = []
     for position, record in enumerate(records):
         stream = record.get("dynamodb") or {}
@@ -47,10 +50,10 @@ def _pending(records: Iterable[Mapping[str, Any]]) -> list[_Pending]:
         if record.get("eventName") not in ("INSERT", "MODIFY") or not image:
             continue
         try:
-            entry = entry_of(image)
+            entry = queued_send_of(image) if ENQUEUE in image else entry_of(image)
         except (KeyError, TypeError, ValueError):
-            # Not an item store/outbox.py wrote: retrying cannot help, and it would hold
-            # back every postback behind it. It stays in the table for an operator.
+            # Not an item the stores wrote: retrying cannot help, and it would hold back
+            # every postback behind it. It stays in the table for an operator.
             logger.error("outbox item unreadable: skipped", extra={"keys": stream.get("Keys")})
             continue
         found.append(_Pending(position, str(stream.get("SequenceNumber", "")), entry))
@@ -112,10 +115,13 @@ def _hand_over(
     """Hand the entries still in the outbox over in order, `size` a call (`hand` answers
     the ids of those refused), until a call or an entry fails; the entries not handed
     over. Each one handed over leaves the outbox. Three calls a chunk: which are still
-    pending (BatchGetItem), hand them over, delete those handed (BatchWriteItem)."""
+    pending (BatchGetItem), hand them over, delete those handed (BatchWriteItem). A
+    marked send write is not in the outbox: handed over as it comes."""
     for start in range(0, len(pending), size):
         window = pending[start : start + size]
-        still = outbox.still_pending([entry.id for _, entry in window])
+        kept = [entry.id for _, entry in window if _in_outbox(entry)]
+        still = outbox.still_pending(kept) if kept else set()
+        still.update(entry.id for _, entry in window if not _in_outbox(entry))
         chunk = []
         for pending_entry in window:
             # Once each: a stream batch can hold two writes of one item.
@@ -130,7 +136,9 @@ def _hand_over(
             logger.warning(f"{what} failed", extra={"reason": str(exc)})
             return [p for p, _ in pending[start:]]
         handed = [entry for _, entry in chunk if entry.id not in failed]
-        outbox.done_all([entry.id for entry in handed])
+        done_ids = [entry.id for entry in handed if _in_outbox(entry)]
+        if done_ids:
+            outbox.done_all(done_ids)
         for entry in handed:
             done(entry)
         if failed:
@@ -138,6 +146,10 @@ def _hand_over(
             not_done = [p for p, entry in chunk if entry.id in failed]
             return not_done + [p for p, _ in pending[start + size :]]
     return []
+
+
+def _in_outbox(entry: QueuedSend | Postback) -> bool:
+    return not isinstance(entry, QueuedSend) or entry.in_outbox
 
 
 def _queued(send: QueuedSend) -> None:
@@ -154,11 +166,24 @@ def _published(postback: Postback) -> None:
     tally("PostbacksPublished", code=code)
 
 
-def redrive(outbox: OutboxStore, events: EventPublisher, queue: SendQueue) -> int:
-    """Publish every postback and queue every send still in the outbox (those whose
-    stream records ran out of retries: OutboxDLQ); returns how many were done. Safe to
-    run again."""
+def redrive(
+    outbox: OutboxStore,
+    events: EventPublisher,
+    queue: SendQueue,
+    marked_sends: Iterable[int] = (),
+) -> int:
+    """Publish every postback and queue every send still in the outbox, and queue the
+    `marked_sends` (SendStore.marked_queued): those whose stream records ran out of
+    retries (OutboxDLQ). Returns how many were done. Safe to run again."""
     done = 0
+    batch: list[int] = []
+    for send_id in marked_sends:
+        batch.append(send_id)
+        if len(batch) == SQS_BATCH:
+            done += len(batch) - len(queue.enqueue_many(batch))
+            batch = []
+    if batch:
+        done += len(batch) - len(queue.enqueue_many(batch))
     postbacks: list[Postback] = []
     sends: list[QueuedSend] = []
     for entry in outbox.scan():

@@ -7,15 +7,19 @@ OutboxFunction (services/outbox.relay), which publishes it on the event bus and 
 deletes it. The item's id is the postback's X-MMS-Postback-Id: derived from the message
 and its code, it is the same on every relay and every delivery retry.
 
-The outbox also takes accepted sends to the send queue: a send is written with its
-"queue send N" item (`queue_put`) in one transaction, so the API answers its tracking-id
-without calling SQS, and the relay puts the send on the queue (SendMessageBatch).
+Accepted sends reach the send queue the same way without an outbox item: the write
+of a send that queues it is marked (ENQUEUE, store/sends.py) and the sends table's
+stream hands it to the same relay (`queued_send_of`), so the API answers its
+tracking-id without calling SQS, and the relay puts the send on the queue
+(SendMessageBatch). Items of kind QUEUE_KIND, written before, are still relayed.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import time
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -52,15 +56,19 @@ class Postback:
 
 @dataclass(frozen=True)
 class QueuedSend:
-    """One accepted send for the send queue (an outbox item of kind QUEUE_KIND), with
-    the ids the relay's log lines carry (account, mms_id, client_reference)."""
+    """One accepted send for the send queue, with the ids the relay's log lines carry
+    (account, mms_id, client_reference): a marked write of the send (`in_outbox`
+    False), or an outbox item of kind QUEUE_KIND (written before the mark was)."""
 
     id: str
     send_id: int
     ids: dict[str, Any]
+    in_outbox: bool = True
 
 
 QUEUE_KIND: Final = "queue-send"
+# The attribute that marks a write of a send that queues it (store/sends.py).
+ENQUEUE: Final = "enqueue"
 
 
 def queue_id(send_id: int, step: str = "") -> str:
@@ -101,6 +109,20 @@ def entry_of(item: dict[str, Any]) -> Postback | QueuedSend:
     return postback_of(item)
 
 
+def queued_send_of(image: dict[str, Any]) -> QueuedSend:
+    """The send to queue of a sends table stream record's NewImage (marked ENQUEUE)."""
+    send_id = int(image["send_id"]["N"])
+    ids: dict[str, Any] = {"account": image.get("account_id", {}).get("S")}
+    packed = image.get("docz", {}).get("B")
+    if packed is not None:
+        # Lambda hands binary attributes over in base64; the document is zlib'd JSON.
+        raw = base64.b64decode(packed) if isinstance(packed, str) else bytes(packed)
+        doc = json.loads(zlib.decompress(raw))
+        ids.update(mms_id=doc.get("mms_id"), client_reference=doc.get("client_reference"))
+    step = image[ENQUEUE]["S"]
+    return QueuedSend(id=queue_id(send_id, step), send_id=send_id, ids=ids, in_outbox=False)
+
+
 def transact_put(postback: Postback) -> dict[str, Any]:
     """OutboxStore().transact_put: for the stores that write a postback with their item."""
     return OutboxStore().transact_put(postback)
@@ -119,8 +141,9 @@ class OutboxStore:
         return {"Put": {"TableName": self.table, "Item": item_of(postback)}}
 
     def queue_put(self, send_id: int, ids: dict[str, Any], step: str = "") -> dict[str, Any]:
-        """The TransactWriteItems part that queues a send beside its write (the relay
-        sends it to the send queue); `ids` go on the relay's log lines."""
+        """The TransactWriteItems part of a "queue send" item, as sends were queued
+        before they were marked (ENQUEUE): items an older version left in the outbox
+        are still relayed. `ids` go on the relay's log lines."""
         expires = int(time.time()) + KEEP_DAYS * DAY_SECONDS
         item = {
             "id": {"S": queue_id(send_id, step)},

@@ -10,13 +10,20 @@ Every write of a send rewrites its whole item, billed per started KB (twice in a
 transaction): the Send document is stored zlib-compressed as a Binary attribute
 (`docz`, billed by its bytes), which keeps a typical send with its history under 1 KB.
 Items written before carry it as text (`doc`): `send_of` reads both.
+
+A write that puts the send on the send queue (its acceptance, its discovery's end)
+marks the item with `enqueue` (ENQUEUE_ACCEPTED, ENQUEUE_DISCOVERED): the table's
+stream hands the marked writes to the outbox relay, which queues the send
+(services/outbox.py). The send's own write is the queue entry: no outbox item (2 write
+units in the transaction, 1 to delete it) and no SQS call on the API's path. Every
+later write of the item leaves the mark out, so only these writes are relayed.
 """
 
 from __future__ import annotations
 
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 from botocore.exceptions import ClientError
@@ -36,6 +43,11 @@ DAY_SECONDS = 86_400
 MAX_STEPS = 50
 # The attribute of the compressed document; "doc" (text) in items written before it.
 DOC: Final = "docz"
+# The mark of a write that queues the send (the stream filter of OutboxFunction's
+# Sends event in template.yaml names it), and its values.
+ENQUEUE: Final = outbox.ENQUEUE
+ENQUEUE_ACCEPTED: Final = "accepted"
+ENQUEUE_DISCOVERED: Final = "discovered"
 
 
 class SendStore:
@@ -43,13 +55,15 @@ class SendStore:
         self.table = table or get_settings().sends_table
         self.carrier_table = carrier_table or get_settings().carrier_messages_table
 
-    def _item(self, send: Send) -> dict[str, Any]:
+    def _item(self, send: Send, enqueue: str = "") -> dict[str, Any]:
         item: dict[str, Any] = {
             "send_id": {"N": str(send.send_id)},
             "account_id": {"S": send.account_id},
             "status": {"S": send.status.value},
             DOC: {"B": compress(send)},
         }
+        if enqueue:
+            item[ENQUEUE] = {"S": enqueue}
         if send.carrier_message_id:
             item["carrier_message_id"] = {"S": send.carrier_message_id}
         budget = deadlines.send_budget(send)
@@ -71,22 +85,21 @@ class SendStore:
         }
 
     def create(self, send: Send, *, queue: bool = False) -> None:
-        """Write a new send. With `queue`, its "queue send" outbox item goes in the same
-        transaction (the outbox relay puts it on the send queue): once this returns, the
-        send is stored and will reach the queue, with no SQS call here. The transaction
-        also checks that the recipient has not opted out (store/opt_outs.py): else
-        OptedOutError, nothing written."""
+        """Write a new send. With `queue`, the item is marked to be queued (ENQUEUE): the
+        outbox relay, reading the table's stream, puts it on the send queue. Once this
+        returns, the send is stored and will reach the queue, with no SQS call here. The
+        same transaction checks that the recipient has not opted out
+        (store/opt_outs.py): else OptedOutError, nothing written."""
         send.updated_at = send.created_at  # its first step is its acceptance
         send.history = _with_step(send, None)
         new = {"ConditionExpression": "attribute_not_exists(send_id)"}
+        item = self._item(send, ENQUEUE_ACCEPTED if queue else "")
         parts: list[dict[str, Any]] = [
-            {"Put": {"TableName": self.table, "Item": self._item(send), **new}},
+            {"Put": {"TableName": self.table, "Item": item, **new}},
+            opt_outs.not_opted_out(send.account_id, send.to),
         ]
-        if queue:
-            parts.append(_queue_part(send, ""))
-        parts.append(opt_outs.not_opted_out(send.account_id, send.to))
         failed = dynamo.transact_write_failed(parts, what="send")
-        if len(parts) - 1 in failed:
+        if 1 in failed:
             raise opt_outs.OptedOutError(f"{send.to} opted out of account {send.account_id}")
         if failed:
             raise DomainError("send write failed: the send_id exists already")
@@ -106,8 +119,8 @@ class SendStore:
         the id's lookup item is written first, so that its delivery report finds the
         send as soon as this returns. With `postback`, the postback of
         this change goes to the outbox in the same transaction: both or neither. With
-        `queue` (a send queued again after its discovery), so does a "queue send" item
-        of its own, apart from its acceptance's: the relay queues it.
+        `queue` (a send queued again after its discovery), the write is marked to be
+        queued (ENQUEUE_DISCOVERED): the relay queues it.
         """
         send.updated_at = utcnow()
         history, send.history = send.history, _with_step(send, postback)
@@ -138,15 +151,13 @@ class SendStore:
             # its id: by_carrier_message_id ignores it. Unconditional: an id the
             # carrier reuses belongs to its latest send.
             dynamo.put_item(self.carrier_table, self._carrier_item(send), what="carrier message")
-        if postback is None and not queue:
-            return dynamo.put_item(self.table, self._item(send), what="send", **extra)
+        item = self._item(send, ENQUEUE_DISCOVERED if queue else "")
+        if postback is None:
+            return dynamo.put_item(self.table, item, what="send", **extra)
         items: list[dict[str, Any]] = [
-            {"Put": {"TableName": self.table, "Item": self._item(send), **extra}}
+            {"Put": {"TableName": self.table, "Item": item, **extra}},
+            outbox.transact_put(postback),
         ]
-        if postback is not None:
-            items.append(outbox.transact_put(postback))
-        if queue:
-            items.append(_queue_part(send, "discovered"))
         return dynamo.transact_write(items, what="send")
 
     def get(self, send_id: int) -> Send | None:
@@ -167,7 +178,8 @@ class SendStore:
             aws.dynamodb().update_item(
                 TableName=self.table,
                 Key={"send_id": {"N": str(send_id)}},
-                UpdateExpression="SET settle_by = :due",
+                # Not a write that queues it: the stream must not relay it again.
+                UpdateExpression=f"SET settle_by = :due REMOVE {ENQUEUE}",
                 ConditionExpression="#s = :expected AND due = :due AND settle_by < :due",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={
@@ -204,6 +216,24 @@ class SendStore:
         consistent, which a sweeper that runs again tolerates; each is re-read)."""
         return overdue_keys(self.table, "send_id", now, limit)
 
+    def marked_queued(self) -> Iterator[int]:
+        """Ids of the sends still queued by the write that queued them (ENQUEUE): for
+        redrive after the sends stream's records ran out of retries (OutboxDLQ). A
+        send already on the queue may be among them: queued twice, delivered once."""
+        paginator = aws.dynamodb().get_paginator("scan")
+        try:
+            for page in paginator.paginate(
+                TableName=self.table,
+                FilterExpression=f"attribute_exists({ENQUEUE}) AND #s = :queued",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":queued": {"S": SendStatus.QUEUED.value}},
+                ProjectionExpression="send_id",
+            ):
+                for item in page["Items"]:
+                    yield int(item["send_id"]["N"])
+        except ClientError as exc:
+            raise DomainError(f"sends scan failed: {exc}") from exc
+
     def backfill_carrier_messages(self) -> int:
         """Write the lookup item of every send still awaiting a report (sends made before
         the carrier messages table existed); returns how many. Safe to run again."""
@@ -239,16 +269,6 @@ class SendStore:
         if send is None or send.carrier_message_id != message_id:
             return None
         return send
-
-
-def _queue_part(send: Send, step: str) -> dict[str, Any]:
-    """The send's "queue send" outbox item, with the ids the relay's log lines carry."""
-    ids = {
-        "account": send.account_id,
-        "mms_id": send.mms_id,
-        "client_reference": send.client_reference,
-    }
-    return outbox.OutboxStore().queue_put(send.send_id, ids, step)
 
 
 def compress(send: Send) -> bytes:
