@@ -71,6 +71,7 @@ def handler(event: dict[str, Any], lambda_context: LambdaContext) -> dict[str, A
             )
         )
         return answer
-    outcomes = sweep(context(), _scheduled_at(event))
+    seconds_left = lambda_context.get_remaining_time_in_millis  # in ms: scaled below
+    outcomes = sweep(context(), _scheduled_at(event), seconds_left=lambda: seconds_left() / 1000)
     logger.info("swept", extra={"outcomes": outcomes})
     return outcomes

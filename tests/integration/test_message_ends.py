@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +135,14 @@ def encoding_template(ctx: Context, client: Client, mms_id: int, **extra: Any) -
     return template
 
 
-def a_send(ctx: Context, client: Client, send_id: int, mms_id: int, status: SendStatus) -> Send:
+def a_send(
+    ctx: Context,
+    client: Client,
+    send_id: int,
+    mms_id: int,
+    status: SendStatus,
+    created_at: datetime | None = None,
+) -> Send:
     send = Send(
         send_id=send_id,
         account_id=client.account.account_id,
@@ -146,6 +153,7 @@ def a_send(ctx: Context, client: Client, send_id: int, mms_id: int, status: Send
         service_id="12345",
         fallback_sms_text="Your coupon:",
         status=status,
+        created_at=created_at or utcnow(),
     )
     ctx.sends.create(send)
     return send
@@ -538,18 +546,8 @@ def test_a_send_older_than_its_first_look_is_indexed_at_its_deadline(
     client: Client, stack: Stack
 ) -> None:
     # Given a send accepted long ago (its first look is past)
-    send = Send(
-        send_id=8031,
-        account_id=client.account.account_id,
-        mms_id=7031,
-        to=TO,
-        sender="28444",
-        requested_from="28444",
-        service_id="12345",
-        status=SendStatus.QUEUED,
-        created_at=utcnow() - timedelta(seconds=2 * deadlines.first_look_seconds()),
-    )
-    client.ctx.sends.create(send)
+    long_ago = utcnow() - timedelta(seconds=2 * deadlines.first_look_seconds())
+    send = a_send(client.ctx, client, 8031, 7031, SendStatus.QUEUED, created_at=long_ago)
     # Then each write indexes it at its own deadline (the key moves with it)
     key, due = _indexed(client.ctx, 8031)
     assert key == due

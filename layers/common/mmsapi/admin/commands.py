@@ -139,12 +139,12 @@ def backfill(store: AccountStore, _args: argparse.Namespace) -> None:
 
 def redrive_outbox(_store: AccountStore, _args: argparse.Namespace) -> None:
     """After OutboxDLQAlarm, once OutboxFunction's cause is fixed: publish the postbacks
-    left in the outbox and queue the sends left marked (services/outbox.redrive)."""
+    left in the outbox and queue every send still queued (services/outbox.redrive)."""
     from mmsapi.services.context import context
     from mmsapi.services.outbox import redrive
 
     ctx = context()
-    done = redrive(ctx.outbox, ctx.events, ctx.send_queue, ctx.sends.marked_queued())
+    done = redrive(ctx.outbox, ctx.events, ctx.send_queue, ctx.sends.queued_ids())
     print(f"{done} postbacks published and sends queued (a send queued twice goes once)")
 
 

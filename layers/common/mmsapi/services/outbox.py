@@ -170,14 +170,14 @@ def redrive(
     outbox: OutboxStore,
     events: EventPublisher,
     queue: SendQueue,
-    marked_sends: Iterable[int] = (),
+    queued_sends: Iterable[int] = (),
 ) -> int:
     """Publish every postback and queue every send still in the outbox, and queue the
-    `marked_sends` (SendStore.marked_queued): those whose stream records ran out of
-    retries (OutboxDLQ). Returns how many were done. Safe to run again."""
+    `queued_sends` (SendStore.queued_ids): those whose stream records ran out of
+    retries (OutboxDLQ) are among them. Returns how many were done. Safe to run again."""
     done = 0
     batch: list[int] = []
-    for send_id in marked_sends:
+    for send_id in queued_sends:
         batch.append(send_id)
         if len(batch) == SQS_BATCH:
             done += len(batch) - len(queue.enqueue_many(batch))

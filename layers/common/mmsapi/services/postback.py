@@ -30,7 +30,7 @@ from typing import Any, Final, Protocol
 
 from mmsapi.media.guard import NetworkError, post_bytes
 from mmsapi.models import Account, Dialect
-from mmsapi.observability import logger, tally
+from mmsapi.observability import count, logger, tally
 from mmsapi.redact import redact
 from mmsapi.settings import Settings, get_settings
 from mmsapi.xml.postbacks13 import with_required
@@ -176,13 +176,16 @@ def deliver(
 
 
 def count_postback(event: Mapping[str, Any]) -> None:
-    """Count one event under its code: metric Postbacks{service, code} (CloudWatch EMF),
-    one document per code and invocation (observability.tally)."""
+    """Count one event under its code: metric Postbacks{service, code} (CloudWatch EMF).
+
+    Printed at once, not tallied: it is counted on the first attempt only, before the
+    delivery, so an invocation Lambda then kills (its timeout) has counted it already.
+    """
     detail = event.get("detail")
     code = detail.get("code") if isinstance(detail, Mapping) else None
     if not isinstance(code, str) or not code:
         return  # handle_event refuses it as malformed
-    tally(POSTBACKS_METRIC, code=code)
+    count(POSTBACKS_METRIC, code=code)
 
 
 def postback_id(event: Mapping[str, Any]) -> str:

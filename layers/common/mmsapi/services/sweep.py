@@ -23,6 +23,7 @@ ended is re-read and left alone.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Final
 
 from mmsapi.deadlines import SEND_FINAL
@@ -40,9 +41,17 @@ from mmsapi.settings import get_settings
 from mmsapi.store.outbox import Postback
 from mmsapi.tracking import tracking_id
 
-# Per table and run: a backlog is worked off over several runs, each well within the
-# function's timeout.
+# Records settled per table and run: a backlog is worked off over several runs, each
+# well within the function's timeout.
 SWEEP_LIMIT: Final = 200
+# The sends index is read again while a round moved something on (settled it, or
+# looked at it before its deadline: deadlines.index_key), so sends at their first look
+# never take the places of sends past their deadline; at most this many rounds a run,
+# and none begun with less than ROUND_SECONDS of the function's time left.
+MAX_ROUNDS: Final = 20
+ROUND_SECONDS: Final = 20.0
+SEND_MOVED: Final = frozenset({"failed", "released", "looked at later"})
+SEND_SETTLED: Final = frozenset({"failed", "released"})
 FAILED: Final = "Message Failed"
 TOO_LONG: Final = "delivery did not finish in time"
 QUEUE: Final = "queue"
@@ -53,16 +62,34 @@ EXPIRED_CODES: Final = {"MMS": "E102", "SMS": "E202"}
 TEMPLATE_GONE: Final = "the MMS was deleted before its encoding finished"
 
 
-def sweep(ctx: Context, now: int, limit: int = SWEEP_LIMIT) -> dict[str, int]:
-    """Settle every record past its deadline at `now` (epoch seconds); outcome counts."""
+def sweep(
+    ctx: Context,
+    now: int,
+    limit: int = SWEEP_LIMIT,
+    seconds_left: Callable[[], float] | None = None,
+) -> dict[str, int]:
+    """Settle every record past its deadline at `now` (epoch seconds); outcome counts.
+    `seconds_left`: the function's remaining time (no new round of sends below
+    ROUND_SECONDS)."""
     outcomes: Counter[str] = Counter()
     # Templates first: a failed sendMMS template fails its waiting send in the same run.
     for mms_id in ctx.templates.overdue(now, limit):
         with message_context(action="sweep", mms_id=mms_id):  # each record's own ids
             outcomes[f"template {settle_template(ctx, mms_id, now)}"] += 1
-    for send_id in ctx.sends.overdue(now, limit):
-        with message_context(action="sweep", send_id=send_id):
-            outcomes[f"send {settle_send(ctx, send_id, now)}"] += 1
+    settled = 0
+    for _ in range(MAX_ROUNDS):
+        if seconds_left is not None and seconds_left() < ROUND_SECONDS:
+            break
+        moved = 0
+        for send_id in ctx.sends.overdue(now, limit):
+            with message_context(action="sweep", send_id=send_id):
+                outcome = settle_send(ctx, send_id, now)
+            outcomes[f"send {outcome}"] += 1
+            moved += outcome in SEND_MOVED
+            settled += outcome in SEND_SETTLED
+        # Nothing moved: what the index still shows is stale (it lags on AWS).
+        if not moved or settled >= limit:
+            break
     return dict(outcomes)
 
 

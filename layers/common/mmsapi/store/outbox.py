@@ -113,14 +113,21 @@ def queued_send_of(image: dict[str, Any]) -> QueuedSend:
     """The send to queue of a sends table stream record's NewImage (marked ENQUEUE)."""
     send_id = int(image["send_id"]["N"])
     ids: dict[str, Any] = {"account": image.get("account_id", {}).get("S")}
-    packed = image.get("docz", {}).get("B")
-    if packed is not None:
-        # Lambda hands binary attributes over in base64; the document is zlib'd JSON.
-        raw = base64.b64decode(packed) if isinstance(packed, str) else bytes(packed)
-        doc = json.loads(zlib.decompress(raw))
-        ids.update(mms_id=doc.get("mms_id"), client_reference=doc.get("client_reference"))
+    ids.update(_doc_ids(image.get("docz", {}).get("B")))
     step = image[ENQUEUE]["S"]
     return QueuedSend(id=queue_id(send_id, step), send_id=send_id, ids=ids, in_outbox=False)
+
+
+def _doc_ids(packed: Any) -> dict[str, Any]:
+    """mms_id and client_reference of a send's stored document (Lambda hands binary
+    attributes over in base64; the document is zlib'd JSON). Only the relay's log line
+    needs them: a document that cannot be read gives none, and the send is queued."""
+    try:
+        raw = base64.b64decode(packed) if isinstance(packed, str) else bytes(packed)
+        doc = json.loads(zlib.decompress(raw))
+        return {"mms_id": doc.get("mms_id"), "client_reference": doc.get("client_reference")}
+    except Exception:
+        return {}
 
 
 def transact_put(postback: Postback) -> dict[str, Any]:

@@ -216,15 +216,16 @@ class SendStore:
         consistent, which a sweeper that runs again tolerates; each is re-read)."""
         return overdue_keys(self.table, "send_id", now, limit)
 
-    def marked_queued(self) -> Iterator[int]:
-        """Ids of the sends still queued by the write that queued them (ENQUEUE): for
-        redrive after the sends stream's records ran out of retries (OutboxDLQ). A
-        send already on the queue may be among them: queued twice, delivered once."""
+    def queued_ids(self) -> Iterator[int]:
+        """Ids of every send now queued: for redrive after the sends stream's records ran
+        out of retries (OutboxDLQ). Not only those still marked (ENQUEUE): the sweeper's
+        first look removes the mark long before a stream record gives up. A send already
+        on the queue is among them too: queued twice, delivered once."""
         paginator = aws.dynamodb().get_paginator("scan")
         try:
             for page in paginator.paginate(
                 TableName=self.table,
-                FilterExpression=f"attribute_exists({ENQUEUE}) AND #s = :queued",
+                FilterExpression="#s = :queued",
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={":queued": {"S": SendStatus.QUEUED.value}},
                 ProjectionExpression="send_id",
@@ -333,8 +334,10 @@ def unchanged_since(
 
 
 def overdue_keys(table: str, key: str, now: int, limit: int) -> list[int]:
-    """Up to `limit` numeric keys of `table` whose settle_by is past, over every shard."""
+    """Up to `limit` numeric keys of `table` whose settle_by is past, an equal share from
+    each shard (a shard with a backlog does not hold back the others' records)."""
     found: list[int] = []
+    share = -(-limit // len(deadlines.shards()))
     for shard in deadlines.shards():
         if len(found) >= limit:
             break
@@ -344,7 +347,7 @@ def overdue_keys(table: str, key: str, now: int, limit: int) -> list[int]:
                 IndexName=deadlines.SETTLE_INDEX,
                 KeyConditionExpression="sweep_shard = :shard AND settle_by <= :now",
                 ExpressionAttributeValues={":shard": {"S": shard}, ":now": {"N": str(now)}},
-                Limit=limit - len(found),
+                Limit=min(share, limit - len(found)),
             )
         except ClientError as exc:
             raise DomainError(f"overdue query failed: {exc}") from exc
