@@ -14,9 +14,13 @@ from werkzeug import Request, Response
 
 from local.mmsc import Rule, SimulatedMmsc
 from local.sms import SimulatedSmsGateway
+from local.stack import Stack
 from mmsapi.services import context as context_module
 from mmsapi.settings import get_settings
+from mmsapi.store.accounts import AccountStore
+from mmsapi.store.postback_attempts import PostbackAttemptsStore
 from tests.conftest import Client
+from tests.lambda_context import load_handler_module
 
 DELIVERED_TO = "14044790000"
 REJECTED = "14045550111"
@@ -68,3 +72,12 @@ def carrier(
     yield Carrier(mmsc, sms, reports)
     mmsc.stop()
     sms.stop()
+
+
+@pytest.fixture
+def postback_app(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The postback handler reading this stack's accounts and noting its attempts there
+    (its module keeps the stores of the stack it was first loaded with, in any test)."""
+    app = load_handler_module("postback")
+    monkeypatch.setattr(app, "accounts", AccountStore())
+    monkeypatch.setattr(app, "attempts", PostbackAttemptsStore())

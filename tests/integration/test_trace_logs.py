@@ -24,7 +24,6 @@ from mmsapi.observability import current_ids, logger, tracer
 from mmsapi.services.accounts import set_postback
 from mmsapi.settings import get_settings
 from mmsapi.store import aws
-from mmsapi.store.accounts import AccountStore
 from mmsapi.tracking import parse_tracking_id
 from tests.conftest import Client, load_event
 from tests.integration.conftest import Carrier
@@ -69,12 +68,6 @@ def postbacks(client: Client, httpserver: HTTPServer) -> list[bytes]:
     httpserver.expect_request("/postback").respond_with_handler(record)
     set_postback(client.ctx.accounts, client.account.account_id, httpserver.url_for("/postback"))
     return received
-
-
-@pytest.fixture
-def postback_app(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The postback handler reading this stack's accounts (its module keeps its store)."""
-    monkeypatch.setattr(load_handler_module("postback"), "accounts", AccountStore())
 
 
 @pytest.fixture

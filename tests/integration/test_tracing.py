@@ -20,12 +20,11 @@ from mmsapi.observability import tracer
 from mmsapi.services.accounts import set_postback
 from mmsapi.settings import get_settings
 from mmsapi.store import aws
-from mmsapi.store.accounts import AccountStore
 from mmsapi.tracking import parse_tracking_id
 from tests.conftest import Client
 from tests.integration.conftest import Carrier
 from tests.integration.test_trace_logs import invoke, queued_postbacks, save, send, sqs_record
-from tests.lambda_context import ROOT, load_handler_module
+from tests.lambda_context import ROOT
 from tests.xray_daemon import PARENT, Daemon, chain, trace_header
 
 pytestmark = pytest.mark.gsi_lag(3600)  # reports find their send by consistent reads
@@ -113,12 +112,6 @@ def test_a_send_is_traced_from_its_handler_to_each_aws_call(client: Client, trac
     assert written & {"PutItem", "TransactWriteItems", "BatchWriteItem", "UpdateItem"}, calls
     # and no document holds the API key
     assert all(client.api_key.encode() not in raw for raw in traced.raw)
-
-
-@pytest.fixture
-def postback_app(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The postback handler reading this stack's accounts (its module keeps its store)."""
-    monkeypatch.setattr(load_handler_module("postback"), "accounts", AccountStore())
 
 
 def test_each_record_of_a_batch_is_its_own_subsegment_with_its_own_ids(
