@@ -7,6 +7,7 @@ are injected with botocore before-call hooks on the product's own clients.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any
@@ -274,8 +275,14 @@ def test_a_queue_send_item_left_by_an_earlier_version_is_still_relayed(
     client: Client, stack: Stack
 ) -> None:
     # Given a "queue send" outbox item, as sends were queued before their writes were marked
-    part = client.ctx.outbox.queue_put(4242, {"account": "demo", "mms_id": 7})
-    aws.dynamodb().transact_write_items(TransactItems=[part])  # type: ignore[list-item]
+    item = {
+        "id": {"S": "queue-send-4242"},
+        "kind": {"S": "queue-send"},
+        "send_id": {"N": "4242"},
+        "ids": {"S": '{"account":"demo","mms_id":7}'},
+        "expires_at": {"N": str(int(time.time()) + 86_400)},
+    }
+    aws.dynamodb().put_item(TableName=client.ctx.outbox.table, Item=item)
     # When the relay runs, Then the send is on the send queue and the item is gone
     relay_outbox(stack)
     assert [m["send_id"] for m in drain(stack.physical["SendQueue"])] == [4242]

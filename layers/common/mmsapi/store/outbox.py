@@ -147,20 +147,6 @@ class OutboxStore:
         """
         return {"Put": {"TableName": self.table, "Item": item_of(postback)}}
 
-    def queue_put(self, send_id: int, ids: dict[str, Any], step: str = "") -> dict[str, Any]:
-        """The TransactWriteItems part of a "queue send" item, as sends were queued
-        before they were marked (ENQUEUE): items an older version left in the outbox
-        are still relayed. `ids` go on the relay's log lines."""
-        expires = int(time.time()) + KEEP_DAYS * DAY_SECONDS
-        item = {
-            "id": {"S": queue_id(send_id, step)},
-            "kind": {"S": QUEUE_KIND},
-            "send_id": {"N": str(send_id)},
-            "ids": {"S": json.dumps(ids, separators=(",", ":"))},
-            "expires_at": {"N": str(expires)},
-        }
-        return {"Put": {"TableName": self.table, "Item": item}}
-
     def put(self, postback: Postback) -> None:
         """A postback that comes with no state change of its own (a refused DDM)."""
         dynamo.put_item(self.table, item_of(postback), what="postback")
